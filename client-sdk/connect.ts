@@ -1,0 +1,76 @@
+// connect(): the one way to get a Client. Options are checked here, by name,
+// so a misspelt option fails loudly instead of silently taking a default.
+
+import { basename } from "node:path";
+import { Client, DEFAULT_RECONNECT, type ReconnectOptions } from "./client.js";
+import type { ClientTransport } from "./client-transport.js";
+import { InvalidArgumentError } from "./errors.js";
+import { DEFAULT_REQUEST_TIMEOUT_MS, MAX_CLIENT_NAME_BYTES } from "./protocol/limits.js";
+import { defaultSocketPath } from "./paths.js";
+import { UnixSocketClientTransport } from "./unix-socket-client.js";
+
+export interface ConnectOptions {
+  /** Broker socket path (default: $XPCBUS_SOCKET, else the per-user default). */
+  socket?: string;
+  /** A transport of your own (XPC, or a test double of the socket); replaces `socket`. */
+  transport?: ClientTransport;
+  /** Name shown in the broker's status and logs (default: the script's file name). */
+  name?: string;
+  /** Reconnect behaviour; `false` disables reconnecting. */
+  reconnect?: Partial<ReconnectOptions> | false;
+  /** Default timeout of request(), in ms (default 5000). */
+  requestTimeoutMs?: number;
+}
+
+const OPTION_NAMES = ["socket", "transport", "name", "reconnect", "requestTimeoutMs"];
+const RECONNECT_NAMES = Object.keys(DEFAULT_RECONNECT);
+
+function defaultName(): string {
+  const script = process.argv[1];
+  return `${script !== undefined ? basename(script) : "node"}[${process.pid}]`;
+}
+
+function positiveInteger(name: string, value: unknown, allowZero = false): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < (allowZero ? 0 : 1)) {
+    throw new InvalidArgumentError(`option "${name}" must be a ${allowZero ? "non-negative" : "positive"} integer (got ${String(value)})`);
+  }
+  return value;
+}
+
+function parseReconnect(input: ConnectOptions["reconnect"]): ReconnectOptions {
+  if (input === false) return { ...DEFAULT_RECONNECT, enabled: false };
+  const out: ReconnectOptions = { ...DEFAULT_RECONNECT };
+  if (input === undefined) return out;
+  for (const [key, value] of Object.entries(input)) {
+    if (!RECONNECT_NAMES.includes(key)) {
+      throw new InvalidArgumentError(`unknown reconnect option "${key}"; known: ${RECONNECT_NAMES.join(", ")}`);
+    }
+    if (value === undefined) continue;
+    if (key === "enabled") {
+      if (typeof value !== "boolean") throw new InvalidArgumentError('reconnect option "enabled" must be a boolean');
+      out.enabled = value;
+    } else {
+      out[key as Exclude<keyof ReconnectOptions, "enabled">] = positiveInteger(`reconnect.${key}`, value, key === "maxAttempts");
+    }
+  }
+  if (out.initialDelayMs > out.maxDelayMs) throw new InvalidArgumentError("reconnect.initialDelayMs must not exceed reconnect.maxDelayMs");
+  return out;
+}
+
+/** Connects to the broker; rejects with ConnectionError when it cannot be reached. */
+export async function connect(options: ConnectOptions = {}): Promise<Client> {
+  for (const key of Object.keys(options)) {
+    if (!OPTION_NAMES.includes(key)) throw new InvalidArgumentError(`unknown connect option "${key}"; known: ${OPTION_NAMES.join(", ")}`);
+  }
+  const name = options.name ?? defaultName();
+  if (Buffer.byteLength(name) > MAX_CLIENT_NAME_BYTES) throw new InvalidArgumentError(`option "name" is over ${MAX_CLIENT_NAME_BYTES} bytes`);
+  const transport = options.transport ?? new UnixSocketClientTransport(options.socket ?? defaultSocketPath());
+  const client = new Client(transport, {
+    name,
+    reconnect: parseReconnect(options.reconnect),
+    requestTimeoutMs:
+      options.requestTimeoutMs === undefined ? DEFAULT_REQUEST_TIMEOUT_MS : positiveInteger("requestTimeoutMs", options.requestTimeoutMs),
+  });
+  await client.open();
+  return client;
+}

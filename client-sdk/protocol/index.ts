@@ -1,0 +1,7 @@
+// The wire protocol, shared by the SDK and the broker: limits, subjects,
+// message types, framing and payload encodings.
+export * from "./limits.js";
+export * from "./subject.js";
+export * from "./messages.js";
+export { encodeFrame, decodeFrameBody, FrameDecoder, type FrameFault } from "./frame-codec.js";
+export { encodePayload, decodePayload, type Payload, type JsonValue, type EncodedPayload } from "./payload.js";

@@ -1,0 +1,106 @@
+// The protocol's messages as TypeScript types: one map per frame, keyed as in
+// docs/PROTOCOL.md. Fields are short because every frame carries them.
+
+import type { WireErrorCode } from "../errors.js";
+
+/** How a payload's bytes are to be read back (docs/PROTOCOL.md, "Payload encodings"). */
+export type PayloadEncoding = "bytes" | "text" | "json";
+
+export const PAYLOAD_ENCODINGS: readonly PayloadEncoding[] = ["bytes", "text", "json"];
+
+// ---- client → broker ----
+
+export interface HelloOp { op: "hello"; v: number; name?: string; id?: number }
+export interface SubOp { op: "sub"; sid: number; subject: string; queue?: string; replay?: boolean; id?: number }
+export interface UnsubOp { op: "unsub"; sid: number; id?: number }
+export interface PubOp {
+  op: "pub";
+  subject: string;
+  p: Uint8Array;
+  enc?: PayloadEncoding;
+  retain?: boolean;
+  reply?: string;
+  id?: number;
+}
+export interface GetOp { op: "get"; subject: string; id: number }
+export interface ReqOp { op: "req"; subject: string; p: Uint8Array; enc?: PayloadEncoding; timeout?: number; id: number }
+export interface PingOp { op: "ping"; id?: number }
+export interface StatusOp { op: "status"; id: number }
+
+export type ClientOp = HelloOp | SubOp | UnsubOp | PubOp | GetOp | ReqOp | PingOp | StatusOp;
+export type ClientOpName = ClientOp["op"];
+export const CLIENT_OPS: readonly ClientOpName[] = ["hello", "sub", "unsub", "pub", "get", "req", "ping", "status"];
+
+// ---- broker → client ----
+
+export interface BrokerLimits {
+  maxFrameBytes: number;
+  maxPayloadBytes: number;
+  maxSubjectBytes: number;
+  maxSubjectTokens: number;
+  maxSubscriptionsPerPeer: number;
+  maxPendingRequestsPerPeer: number;
+  maxRequestTimeoutMs: number;
+}
+
+export interface WelcomeMsg { op: "welcome"; v: number; peer: number; server: string; limits: BrokerLimits; id?: number }
+
+export interface DeliverMsg {
+  op: "msg";
+  subject: string;
+  p: Uint8Array;
+  enc?: PayloadEncoding;
+  /** The subject's sequence number at this publish. */
+  seq: number;
+  reply?: string;
+  /** Set when the message is for one subscription only (replay, request). */
+  sid?: number;
+  /** Set when the message was given to this peer as the chosen member of a queue group. */
+  queue?: string;
+}
+
+export interface OkMsg { op: "ok"; id: number; [field: string]: unknown }
+export interface ErrMsg { op: "err"; code: WireErrorCode; reason: string; id?: number; subject?: string }
+export interface PongMsg { op: "pong"; id?: number }
+export interface ByeMsg { op: "bye"; code: WireErrorCode; reason: string }
+
+export type BrokerMsg = WelcomeMsg | DeliverMsg | OkMsg | ErrMsg | PongMsg | ByeMsg;
+
+/** What `ok` carries for `get`. */
+export interface GetResult {
+  found: boolean;
+  subject: string;
+  /** Sequence number of the retained value (0 when none). */
+  seq: number;
+  p?: Uint8Array;
+  enc?: PayloadEncoding;
+}
+
+/** One peer as `status` reports it. */
+export interface PeerStatus {
+  id: number;
+  name: string;
+  transport: string;
+  pid: number | null;
+  uid: number | null;
+  gid: number | null;
+  exe: string | null;
+  identityMethod: string;
+  connectedAt: string;
+  subscriptions: Array<{ sid: number; subject: string; queue?: string }>;
+  msgsIn: number;
+  msgsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  dropped: number;
+}
+
+export interface BrokerStatus {
+  server: string;
+  pid: number;
+  startedAt: string;
+  peers: PeerStatus[];
+  subjects: Array<{ subject: string; subscribers: number }>;
+  retained: { count: number; bytes: number; maxCount: number; maxBytes: number };
+  pendingRequests: number;
+}

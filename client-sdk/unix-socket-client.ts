@@ -1,0 +1,82 @@
+// The Unix socket transport, client side: length-prefixed CBOR frames.
+
+import { createConnection, type Socket } from "node:net";
+import type { ClientConnection, ClientConnectionHandlers, ClientTransport } from "./client-transport.js";
+import { encodeFrame, FrameDecoder } from "./protocol/frame-codec.js";
+import { DEFAULT_MAX_FRAME_BYTES } from "./protocol/limits.js";
+import type { ClientOp } from "./protocol/messages.js";
+
+/**
+ * Largest frame accepted from the broker. The broker's own frames are its
+ * payload limit plus headers; this leaves room for a broker configured with a
+ * larger payload limit than the default (up to 4x) without trusting any length.
+ */
+export const MAX_INBOUND_FRAME_BYTES = 4 * DEFAULT_MAX_FRAME_BYTES;
+
+class UnixClientConnection implements ClientConnection {
+  readonly #socket: Socket;
+
+  constructor(socket: Socket) {
+    this.#socket = socket;
+  }
+
+  send(op: ClientOp): boolean {
+    return this.#socket.write(encodeFrame(op));
+  }
+
+  get bufferedBytes(): number {
+    return this.#socket.writableLength;
+  }
+
+  drained(): Promise<void> {
+    if (!this.#socket.writableNeedDrain || this.#socket.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.#socket.off("drain", done);
+        this.#socket.off("close", done);
+        resolve();
+      };
+      this.#socket.on("drain", done);
+      this.#socket.on("close", done);
+    });
+  }
+
+  close(): void {
+    this.#socket.end();
+  }
+}
+
+export class UnixSocketClientTransport implements ClientTransport {
+  readonly address: string;
+
+  constructor(path: string) {
+    this.address = path;
+  }
+
+  connect(handlers: ClientConnectionHandlers): Promise<ClientConnection> {
+    return new Promise((resolve, reject) => {
+      const socket = createConnection({ path: this.address });
+      socket.setNoDelay?.(true);
+      const onConnectError = (error: Error): void => reject(error);
+      socket.once("error", onConnectError);
+      socket.once("connect", () => {
+        socket.off("error", onConnectError);
+        let failure: Error | undefined;
+        const decoder = new FrameDecoder(MAX_INBOUND_FRAME_BYTES);
+        socket.on("data", (chunk: Buffer) => {
+          if (failure !== undefined) return;
+          const fault = decoder.push(chunk, (map) => handlers.message(map));
+          if (fault !== undefined) {
+            failure = new Error(`unreadable frame from the broker (${fault.code}): ${fault.reason}`);
+            socket.destroy(failure);
+          }
+        });
+        socket.on("error", (error) => {
+          failure ??= error;
+        });
+        socket.on("close", () => handlers.closed(failure));
+        resolve(new UnixClientConnection(socket));
+      });
+    });
+  }
+}

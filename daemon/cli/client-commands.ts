@@ -1,0 +1,131 @@
+// pub, sub, get, req, status: thin commands over the SDK. Data goes to
+// stdout, one line per item; diagnostics go to stderr.
+
+import { createInterface } from "node:readline";
+import { connect } from "../../client-sdk/connect.js";
+import type { Client } from "../../client-sdk/client.js";
+import type { BrokerStatus } from "../../client-sdk/protocol/messages.js";
+import { CliError } from "./cli-error.js";
+import { EXIT_ERROR, EXIT_USAGE } from "./exit-codes.js";
+import { messageLine, parseData, payloadText } from "./output.js";
+
+export interface CommonOptions {
+  socket?: string;
+}
+
+function out(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+/** One-shot commands fail fast: no reconnecting behind the user's back. */
+async function oneShot(options: CommonOptions, name: string): Promise<Client> {
+  return connect({ socket: options.socket, name, reconnect: false });
+}
+
+async function withClient<T>(options: CommonOptions, name: string, run: (client: Client) => Promise<T>): Promise<T> {
+  const client = await oneShot(options, name);
+  try {
+    return await run(client);
+  } finally {
+    await client.close();
+  }
+}
+
+export async function pubCommand(
+  subject: string,
+  data: string | undefined,
+  options: CommonOptions & { json?: boolean; stdin?: boolean; retain?: boolean },
+): Promise<void> {
+  if (options.stdin === true && data !== undefined) throw new CliError("give the data as an argument or with --stdin, not both", EXIT_USAGE);
+  const json = options.json === true;
+  const retain = options.retain === true;
+  await withClient(options, "xpcbus-pub", async (client) => {
+    if (options.stdin !== true) {
+      await client.publish(subject, parseData(data, json), { retain });
+      return;
+    }
+    // One message per line; acknowledgements are awaited in batches so a long
+    // input streams instead of round-tripping each line.
+    const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+    let inFlight: Array<Promise<unknown>> = [];
+    for await (const line of lines) {
+      inFlight.push(client.publish(subject, parseData(line, json), { retain }));
+      if (inFlight.length >= 256) {
+        await Promise.all(inFlight);
+        inFlight = [];
+      }
+    }
+    await Promise.all(inFlight);
+  });
+}
+
+export async function subCommand(
+  subject: string,
+  options: CommonOptions & { json?: boolean; count?: number; queue?: string; replay?: boolean },
+): Promise<void> {
+  const client = await connect({ socket: options.socket, name: "xpcbus-sub" });
+  client.on("reconnecting", ({ attempt, delayMs }) => process.stderr.write(`xpcbus: broker lost, reconnecting (attempt ${attempt}, in ${delayMs} ms)\n`));
+  client.on("reconnected", () => process.stderr.write("xpcbus: reconnected\n"));
+  client.on("slowConsumer", ({ dropped }) => process.stderr.write(`xpcbus: output is not keeping up; ${dropped} messages dropped\n`));
+  const stop = (): void => void client.close();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  const sub = await client.subscribe(subject, { queue: options.queue, replay: options.replay === true });
+  let seen = 0;
+  for await (const message of sub) {
+    out(messageLine(message, options.json === true));
+    seen++;
+    if (options.count !== undefined && seen >= options.count) break;
+  }
+  const error = client.isClosed ? await client.closed() : undefined;
+  await client.close();
+  if (error !== undefined) throw error;
+}
+
+export async function getCommand(subject: string, options: CommonOptions & { json?: boolean }): Promise<void> {
+  const result = await withClient(options, "xpcbus-get", (client) => client.get(subject));
+  if (options.json === true) {
+    out(
+      result.found
+        ? messageLine({ subject, seq: result.seq, encoding: result.encoding, data: result.data }, true)
+        : JSON.stringify({ subject, found: false }),
+    );
+  } else if (result.found) {
+    out(payloadText(result.data, result.encoding));
+  }
+  if (!result.found) throw new CliError(`no retained value on "${subject}"`, EXIT_ERROR);
+}
+
+export async function reqCommand(
+  subject: string,
+  data: string | undefined,
+  options: CommonOptions & { json?: boolean; timeout?: number },
+): Promise<void> {
+  const json = options.json === true;
+  const reply = await withClient(options, "xpcbus-req", (client) =>
+    client.request(subject, parseData(data, json), { timeoutMs: options.timeout }),
+  );
+  out(json ? messageLine(reply, true) : payloadText(reply.data, reply.encoding));
+}
+
+export async function statusCommand(options: CommonOptions & { json?: boolean }): Promise<void> {
+  const status = await withClient(options, "xpcbus-status", (client) => client.status());
+  if (options.json === true) {
+    out(JSON.stringify(status));
+    return;
+  }
+  printStatus(status);
+}
+
+function printStatus(status: BrokerStatus): void {
+  out(`${status.server}  pid ${status.pid}  since ${status.startedAt}`);
+  out(`retained: ${status.retained.count} values, ${status.retained.bytes} bytes (max ${status.retained.maxCount} / ${status.retained.maxBytes})`);
+  out(`pending requests: ${status.pendingRequests}`);
+  out(`peers: ${status.peers.length}`);
+  for (const p of status.peers) {
+    const who = `pid ${p.pid ?? "?"} uid ${p.uid ?? "?"} ${p.exe ?? "(exe unknown)"}`;
+    out(`  #${p.id} ${p.name || "(no name)"}  ${who}  subs ${p.subscriptions.length}  in ${p.msgsIn}  out ${p.msgsOut}  dropped ${p.dropped}`);
+  }
+  out(`subscribed subjects: ${status.subjects.length}`);
+  for (const s of status.subjects) out(`  ${s.subject}  ${s.subscribers}`);
+}

@@ -1,0 +1,74 @@
+// `xpcbus daemon`: the broker in the foreground, until SIGINT or SIGTERM.
+
+import { InvalidArgumentError, XpcbusError } from "../../client-sdk/errors.js";
+import type { BrokerLimitOptions } from "../core/options.js";
+import { DEFAULT_BROKER_LIMITS } from "../core/options.js";
+import { startDaemon } from "../daemon-process.js";
+import { createLogger, LOG_LEVEL_ENV, parseLogLevel } from "../logger.js";
+import { CliError } from "./cli-error.js";
+import { EXIT_ERROR, EXIT_USAGE } from "./exit-codes.js";
+
+export interface DaemonCommandOptions {
+  socket?: string;
+  system?: boolean;
+  socketMode?: string;
+  logLevel?: string;
+  stateFile?: string;
+  limit?: string[];
+}
+
+function parseMode(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^0?[0-7]{3}$/.test(text)) throw new CliError(`--socket-mode "${text}" is not an octal mode such as 0600 or 0660`, EXIT_USAGE);
+  return Number.parseInt(text, 8);
+}
+
+/** `--limit maxPeers=100` (repeatable): any named broker limit (docs/PROTOCOL.md, "Limits"). */
+function parseLimitFlags(flags: string[] | undefined): Partial<BrokerLimitOptions> {
+  const limits: Partial<BrokerLimitOptions> = {};
+  for (const flag of flags ?? []) {
+    const match = /^([A-Za-z]+)=(\d+)$/.exec(flag);
+    if (match === null) throw new CliError(`--limit "${flag}" is not NAME=INTEGER`, EXIT_USAGE);
+    const [, name, value] = match as unknown as [string, string, string];
+    if (!(name in DEFAULT_BROKER_LIMITS)) {
+      throw new CliError(`--limit: unknown limit "${name}"; known: ${Object.keys(DEFAULT_BROKER_LIMITS).join(", ")}`, EXIT_USAGE);
+    }
+    limits[name as keyof BrokerLimitOptions] = Number(value);
+  }
+  return limits;
+}
+
+export async function daemonCommand(options: DaemonCommandOptions): Promise<void> {
+  let level;
+  try {
+    level = parseLogLevel(options.logLevel ?? process.env[LOG_LEVEL_ENV]);
+  } catch (error) {
+    throw new CliError((error as Error).message, EXIT_USAGE);
+  }
+  const logger = createLogger(level);
+  let daemon;
+  try {
+    daemon = await startDaemon({
+      socket: options.socket,
+      system: options.system,
+      socketMode: parseMode(options.socketMode),
+      stateFile: options.stateFile,
+      limits: parseLimitFlags(options.limit),
+      logger,
+    });
+  } catch (error) {
+    if (error instanceof InvalidArgumentError) throw new CliError(error.message, EXIT_USAGE);
+    if (error instanceof XpcbusError) throw new CliError(error.message, EXIT_ERROR);
+    throw error;
+  }
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      logger.info({ signal }, "signal received");
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      void daemon.stop().then(resolve);
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  });
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+// `xpcbus`: the daemon and the client commands. Errors are one line on
+// stderr (a stack trace only with --verbose) and a documented exit code.
+
+import { Command, CommanderError, InvalidArgumentError as CommanderInvalidArgument } from "commander";
+import { PACKAGE_VERSION } from "../core/version.js";
+import { getCommand, pubCommand, reqCommand, statusCommand, subCommand } from "./client-commands.js";
+import { describe, exitCodeOf } from "./cli-error.js";
+import { daemonCommand } from "./daemon-command.js";
+import { EXIT_OK, EXIT_USAGE } from "./exit-codes.js";
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new CommanderInvalidArgument("must be a positive integer");
+  return n;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+const SOCKET_HELP = "broker socket path (default: $XPCBUS_SOCKET, else $XDG_RUNTIME_DIR/xpcbus/broker.sock or /tmp/xpcbus-<uid>/broker.sock)";
+
+function buildProgram(): Command {
+  const program = new Command("xpcbus")
+    .description("local pub/sub event broker")
+    .version(PACKAGE_VERSION)
+    .option("--verbose", "print stack traces with errors")
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 ok, 1 error (refused, not found, no reply), 2 usage, 3 cannot reach the broker.",
+    )
+    .exitOverride();
+
+  program
+    .command("daemon")
+    .description("run the broker in the foreground")
+    .option("--socket <path>", SOCKET_HELP)
+    .option("--system", "run the system-wide broker on /run/xpcbus/broker.sock")
+    .option("--socket-mode <mode>", "octal mode of the socket file (default 0600)")
+    .option("--state-file <path>", "where sequence numbers persist across restarts (default <socket>.seq)")
+    .option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent (default $XPCBUS_LOG_LEVEL or info)")
+    .option("--limit <name=value>", "set a broker limit, e.g. maxPeers=100 (repeatable; see docs/PROTOCOL.md)", collect)
+    .action(daemonCommand);
+
+  program
+    .command("pub")
+    .description("publish a message")
+    .argument("<subject>")
+    .argument("[data]", "payload text (or JSON with --json)")
+    .option("--socket <path>", SOCKET_HELP)
+    .option("--json", "the data is JSON")
+    .option("--stdin", "publish one message per line of standard input")
+    .option("--retain", "keep as the subject's retained value")
+    .action(pubCommand);
+
+  program
+    .command("sub")
+    .description("print messages on a subject, one per line")
+    .argument("<subject>", "subject; * matches one token, > the rest")
+    .option("--socket <path>", SOCKET_HELP)
+    .option("--json", "print JSON lines")
+    .option("--count <n>", "exit after n messages", positiveInt)
+    .option("--queue <group>", "join a queue group")
+    .option("--replay", "print the retained values first")
+    .action(subCommand);
+
+  program
+    .command("get")
+    .description("print a subject's retained value")
+    .argument("<subject>")
+    .option("--socket <path>", SOCKET_HELP)
+    .option("--json", "print JSON")
+    .action(getCommand);
+
+  program
+    .command("req")
+    .description("send a request and print the reply")
+    .argument("<subject>")
+    .argument("[data]", "payload text (or JSON with --json)")
+    .option("--socket <path>", SOCKET_HELP)
+    .option("--json", "the data is JSON, and print the reply as JSON")
+    .option("--timeout <ms>", "reply timeout in ms (default 5000)", positiveInt)
+    .action(reqCommand);
+
+  program
+    .command("status")
+    .description("show the broker's peers, subjects and counters")
+    .option("--socket <path>", SOCKET_HELP)
+    .option("--json", "print JSON")
+    .action(statusCommand);
+
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return EXIT_OK;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Commander has already printed its message (or the help/version text).
+      return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    }
+    const verbose = program.opts<{ verbose?: boolean }>().verbose === true;
+    process.stderr.write(`xpcbus: ${describe(error)}\n`);
+    if (verbose && error instanceof Error && error.stack !== undefined) process.stderr.write(`${error.stack}\n`);
+    return exitCodeOf(error);
+  }
+}
+
+process.exitCode = await main(process.argv);
+// Once the command is done, nothing should keep the process: if a stray
+// handle does, do not hang the caller's script (or a service manager's stop).
+setTimeout(() => process.exit(), 500).unref();

@@ -1,0 +1,325 @@
+// The broker core: peers, subscriptions, routing, retained values, requests.
+// It opens no socket and touches no file: transports attach PeerLinks to it,
+// and the daemon hands it a durable SequenceFloor. The same core serves the
+// Unix socket and XPC.
+
+import pino, { type Logger } from "pino";
+import type { BrokerStatus, ClientOp, DeliverMsg, GetOp, PeerStatus, PubOp, ReqOp, SubOp, UnsubOp } from "../../client-sdk/protocol/messages.js";
+import { INBOX_PREFIX, MAX_SUBJECT_BYTES, MAX_SUBJECT_TOKENS, PROTOCOL_VERSION } from "../../client-sdk/protocol/limits.js";
+import { subjectMatches } from "../../client-sdk/protocol/subject.js";
+import { parseLimits, type BrokerLimitOptions } from "./options.js";
+import { Outbound, type PeerInbound, type PeerLink } from "./peer-link.js";
+import { RequestTable } from "./request-table.js";
+import { RetainedStore } from "./retained-store.js";
+import { Sequences, volatileSequenceFloor, type SequenceFloor } from "./sequences.js";
+import { Session, Subscription, type SessionHost } from "./session.js";
+import { SubjectIndex } from "./subject-index.js";
+import { SERVER_VERSION } from "./version.js";
+
+/** Told of every publish after it is routed; the notifier (notify(3) posts) plugs in here. */
+export interface PublishObserver {
+  published(subject: string, seq: number): void;
+}
+
+export interface BrokerOptions {
+  limits?: Partial<BrokerLimitOptions>;
+  /** Where sequence numbers resume after a restart; volatile (from 0) when omitted. */
+  sequenceFloor?: SequenceFloor;
+  logger?: Logger;
+  observers?: PublishObserver[];
+}
+
+/** cbor-x writes numbers above 2^32 as floats; a BigInt goes out as a CBOR unsigned integer. */
+function wireUint(value: number): number | bigint {
+  return value > 0xffff_ffff ? BigInt(value) : value;
+}
+
+export class Broker implements SessionHost {
+  readonly limits: BrokerLimitOptions;
+  readonly startedAt = new Date();
+  readonly #log: Logger;
+  readonly #sessions = new Map<number, Session>();
+  readonly #index = new SubjectIndex<Session, Subscription>();
+  readonly #retained: RetainedStore;
+  readonly #sequences: Sequences;
+  readonly #requests = new RequestTable();
+  readonly #observers: PublishObserver[];
+  #nextPeerId = 1;
+  #closing = false;
+
+  constructor(options: BrokerOptions = {}) {
+    this.limits = parseLimits(options.limits);
+    this.#log = options.logger ?? pino({ level: "silent" });
+    this.#retained = new RetainedStore(this.limits.maxRetainedEntries, this.limits.maxRetainedBytes);
+    this.#sequences = new Sequences(options.sequenceFloor ?? volatileSequenceFloor(), this.limits.maxTrackedSubjects);
+    this.#observers = options.observers ?? [];
+  }
+
+  get peerCount(): number {
+    return this.#sessions.size;
+  }
+
+  /** A transport accepted a connection: returns where the transport delivers what it reads. */
+  attach(link: PeerLink): PeerInbound {
+    const id = this.#nextPeerId++;
+    const { pid, uid, gid, exe, method } = link.identity;
+    const log = this.#log.child({ peer: id, transport: link.transport, pid, uid, gid, exe, identity: method });
+    const session = new Session(id, link, this, log);
+    if (this.#closing) {
+      session.fail("shutdown", "the broker is shutting down");
+      return session;
+    }
+    if (this.#sessions.size >= this.limits.maxPeers) {
+      log.warn({ maxPeers: this.limits.maxPeers }, "peer refused: too many peers");
+      session.fail("too_many_peers", `the broker already serves its maximum of ${this.limits.maxPeers} peers`);
+      return session;
+    }
+    this.#sessions.set(id, session);
+    log.debug("peer connected");
+    return session;
+  }
+
+  welcome(session: Session, id: number | undefined): void {
+    const l = this.limits;
+    session.send({
+      op: "welcome",
+      v: PROTOCOL_VERSION,
+      peer: session.id,
+      server: SERVER_VERSION,
+      limits: {
+        maxFrameBytes: l.maxFrameBytes,
+        maxPayloadBytes: l.maxPayloadBytes,
+        maxSubjectBytes: MAX_SUBJECT_BYTES,
+        maxSubjectTokens: MAX_SUBJECT_TOKENS,
+        maxSubscriptionsPerPeer: l.maxSubscriptionsPerPeer,
+        maxPendingRequestsPerPeer: l.maxPendingRequestsPerPeer,
+        maxRequestTimeoutMs: l.maxRequestTimeoutMs,
+      },
+      ...(id === undefined ? {} : { id }),
+    });
+  }
+
+  handle(session: Session, op: ClientOp): void {
+    switch (op.op) {
+      case "sub":
+        return this.#subscribe(session, op);
+      case "unsub":
+        return this.#unsubscribe(session, op);
+      case "pub":
+        return this.#publish(session, op);
+      case "get":
+        return this.#get(session, op);
+      case "req":
+        return this.#request(session, op);
+      case "ping":
+        session.send({ op: "pong", ...(op.id === undefined ? {} : { id: op.id }) });
+        return;
+      case "status":
+        session.send({ op: "ok", id: op.id, status: this.status() });
+        return;
+      case "hello":
+        return; // handled by the session
+    }
+  }
+
+  /** A peer's connection is gone: drop it and everything it held, at once. */
+  detach(session: Session): void {
+    if (this.#sessions.get(session.id) !== session) return;
+    this.#sessions.delete(session.id);
+    for (const sub of session.subscriptions.values()) this.#index.remove(sub);
+    session.subscriptions.clear();
+    this.#requests.dropPeer(session);
+    session.log.debug("peer disconnected");
+  }
+
+  status(): BrokerStatus {
+    const peers: PeerStatus[] = [];
+    for (const s of this.#sessions.values()) {
+      const { pid, uid, gid, exe, method } = s.link.identity;
+      peers.push({
+        id: s.id,
+        name: s.name,
+        transport: s.link.transport,
+        pid,
+        uid,
+        gid,
+        exe,
+        identityMethod: method,
+        connectedAt: s.connectedAt.toISOString(),
+        subscriptions: [...s.subscriptions.values()].map((sub) => ({
+          sid: sub.sid,
+          subject: sub.subject,
+          ...(sub.queue === undefined ? {} : { queue: sub.queue }),
+        })),
+        msgsIn: s.msgsIn,
+        msgsOut: s.msgsOut,
+        bytesIn: s.bytesIn,
+        bytesOut: s.link.bytesSent,
+        dropped: s.dropped,
+      });
+    }
+    return {
+      server: SERVER_VERSION,
+      pid: process.pid,
+      startedAt: this.startedAt.toISOString(),
+      peers,
+      subjects: this.#index.patterns(),
+      retained: {
+        count: this.#retained.count,
+        bytes: this.#retained.bytes,
+        maxCount: this.#retained.maxEntries,
+        maxBytes: this.#retained.maxBytes,
+      },
+      pendingRequests: this.#requests.size,
+    };
+  }
+
+  /** Says bye to every peer and closes them; the broker accepts no one afterwards. */
+  close(reason = "the broker is shutting down"): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    for (const session of [...this.#sessions.values()]) {
+      session.send({ op: "bye", code: "shutdown", reason });
+      session.link.close();
+      session.ended();
+    }
+    this.#requests.clear();
+  }
+
+  // ---- ops ----
+
+  #subscribe(session: Session, op: SubOp): void {
+    if (session.subscriptions.has(op.sid)) {
+      session.error("duplicate_sid", `subscription id ${op.sid} is already in use on this connection`, op.id, op.subject);
+      return;
+    }
+    if (session.subscriptions.size >= this.limits.maxSubscriptionsPerPeer) {
+      session.error(
+        "too_many_subscriptions",
+        `a peer may hold at most ${this.limits.maxSubscriptionsPerPeer} subscriptions`,
+        op.id,
+        op.subject,
+      );
+      return;
+    }
+    const sub = new Subscription(session, op.sid, op.subject, op.queue);
+    session.subscriptions.set(op.sid, sub);
+    this.#index.add(sub);
+    session.log.debug({ sid: op.sid, subject: op.subject, queue: op.queue }, "subscribed");
+    if (op.replay === true) {
+      for (const value of this.#retained.matching((subject) => subjectMatches(op.subject, subject))) {
+        this.#deliver(
+          session,
+          new Outbound({
+            op: "msg",
+            subject: value.subject,
+            p: value.payload,
+            seq: wireUint(value.seq) as number,
+            sid: op.sid,
+            ...(value.enc === undefined ? {} : { enc: value.enc }),
+          }),
+        );
+      }
+    }
+    if (op.id !== undefined) session.send({ op: "ok", id: op.id });
+  }
+
+  #unsubscribe(session: Session, op: UnsubOp): void {
+    const sub = session.subscriptions.get(op.sid);
+    if (sub === undefined) {
+      session.error("unknown_sid", `no subscription with id ${op.sid} on this connection`, op.id);
+      return;
+    }
+    session.subscriptions.delete(op.sid);
+    this.#index.remove(sub);
+    if (op.id !== undefined) session.send({ op: "ok", id: op.id });
+  }
+
+  #publish(session: Session, op: PubOp): void {
+    if (op.subject.startsWith(INBOX_PREFIX)) {
+      const delivered = this.#requests.reply(session, op.subject, op.p, op.enc);
+      if (op.id !== undefined) session.send({ op: "ok", id: op.id, seq: 0, delivered });
+      return;
+    }
+    const seq = this.#sequences.next(op.subject);
+    if (op.retain === true) this.#retained.put({ subject: op.subject, payload: op.p, enc: op.enc, seq });
+    const match = this.#index.match(op.subject);
+    if (match.plainOwners.length > 0 || match.groups.length > 0) {
+      const msg: DeliverMsg = { op: "msg", subject: op.subject, p: op.p, seq: wireUint(seq) as number };
+      if (op.enc !== undefined) msg.enc = op.enc;
+      if (op.reply !== undefined) msg.reply = op.reply;
+      if (match.plainOwners.length > 0) {
+        // One encoding for every plain subscriber: the client dispatches to its own matching subscriptions.
+        const shared = new Outbound(msg);
+        for (const owner of match.plainOwners) this.#deliver(owner, shared);
+      }
+      for (const group of match.groups) {
+        const member = this.#index.pickMember(group);
+        this.#deliver(member.owner, new Outbound({ ...msg, queue: group.name }));
+      }
+    }
+    for (const observer of this.#observers) observer.published(op.subject, seq);
+    if (op.id !== undefined) session.send({ op: "ok", id: op.id, seq: wireUint(seq) });
+  }
+
+  #get(session: Session, op: GetOp): void {
+    const value = this.#retained.get(op.subject);
+    if (value === undefined) {
+      session.send({ op: "ok", id: op.id, found: false, subject: op.subject, seq: 0 });
+      return;
+    }
+    session.send({
+      op: "ok",
+      id: op.id,
+      found: true,
+      subject: op.subject,
+      seq: wireUint(value.seq),
+      p: value.payload,
+      ...(value.enc === undefined ? {} : { enc: value.enc }),
+    });
+  }
+
+  #request(session: Session, op: ReqOp): void {
+    if (op.timeout === 0) {
+      session.error("bad_field", '"req" field "timeout" must be at least 1 ms', op.id, op.subject);
+      return;
+    }
+    if (session.requesting.size >= this.limits.maxPendingRequestsPerPeer) {
+      session.error(
+        "too_many_requests",
+        `a peer may have at most ${this.limits.maxPendingRequestsPerPeer} requests awaiting replies`,
+        op.id,
+        op.subject,
+      );
+      return;
+    }
+    // Queue groups are where responders live; a plain subscriber (a monitor on
+    // ">", say) is chosen only when no group listens.
+    const match = this.#index.match(op.subject);
+    const group = match.groups[0];
+    const target = group !== undefined ? this.#index.pickMember(group) : match.firstPlain;
+    if (target === undefined) {
+      session.error("no_responders", `nobody is subscribed to "${op.subject}"`, op.id, op.subject);
+      return;
+    }
+    const timeoutMs = op.timeout ?? this.limits.defaultRequestTimeoutMs;
+    const inbox = this.#requests.open(session, target.owner, op.id, op.subject, timeoutMs);
+    const msg: DeliverMsg = { op: "msg", subject: op.subject, p: op.p, seq: 0, reply: inbox, sid: target.sid };
+    if (op.enc !== undefined) msg.enc = op.enc;
+    if (target.queue !== undefined) msg.queue = target.queue;
+    this.#deliver(target.owner, new Outbound(msg));
+  }
+
+  #deliver(session: Session, message: Outbound): void {
+    if (session.isClosed) return;
+    const queued = session.link.send(message);
+    session.msgsOut++;
+    if (queued > this.limits.maxOutboundBytesPerPeer) {
+      session.dropped++;
+      session.fail(
+        "slow_consumer",
+        `${queued} bytes were waiting to be read, over the limit of ${this.limits.maxOutboundBytesPerPeer}`,
+      );
+    }
+  }
+}

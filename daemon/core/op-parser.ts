@@ -1,0 +1,175 @@
+// Turns a decoded map from a peer into a typed client op, or into the precise
+// `err` the peer deserves. Nothing a peer sends can make this throw.
+// Unknown fields are ignored so that newer clients can add optional ones
+// (docs/PROTOCOL.md, "Versioning").
+
+import type { WireErrorCode } from "../../client-sdk/errors.js";
+import { CLIENT_OPS, PAYLOAD_ENCODINGS } from "../../client-sdk/protocol/messages.js";
+import type { ClientOp, ClientOpName, PayloadEncoding } from "../../client-sdk/protocol/messages.js";
+import { INBOX_PREFIX, MAX_CLIENT_NAME_BYTES, MAX_ID } from "../../client-sdk/protocol/limits.js";
+import { queueNameProblem, subjectProblem } from "../../client-sdk/protocol/subject.js";
+import type { BrokerLimitOptions } from "./options.js";
+
+export interface OpFault {
+  code: WireErrorCode;
+  reason: string;
+  /** The op's `id`, when it had a usable one, so the error can be correlated. */
+  id?: number;
+  subject?: string;
+}
+
+export type ParsedOp = { op: ClientOp } | { fault: OpFault };
+
+class Invalid {
+  constructor(
+    readonly code: WireErrorCode,
+    readonly reason: string,
+  ) {}
+}
+
+function isUint(value: unknown, max: number): value is number {
+  return typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= max;
+}
+
+const knownOps: ReadonlySet<string> = new Set(CLIENT_OPS);
+const knownEncodings: ReadonlySet<string> = new Set(PAYLOAD_ENCODINGS);
+
+/** Field readers: each returns the typed value or throws Invalid, which parseClientOp catches. */
+class Fields {
+  constructor(
+    readonly map: Record<string, unknown>,
+    readonly op: string,
+  ) {}
+
+  #bad(field: string, expected: string): Invalid {
+    const value = this.map[field];
+    const got = value === undefined ? "nothing" : value instanceof Uint8Array ? "bytes" : typeof value;
+    return new Invalid("bad_field", `"${this.op}" needs field "${field}" as ${expected}, got ${got}`);
+  }
+
+  uint(field: string, max = MAX_ID): number {
+    const value = this.map[field];
+    if (!isUint(value, max)) throw this.#bad(field, `an unsigned integer up to ${max}`);
+    return value;
+  }
+
+  optionalUint(field: string, max = MAX_ID): number | undefined {
+    return this.map[field] === undefined ? undefined : this.uint(field, max);
+  }
+
+  optionalBool(field: string): boolean | undefined {
+    const value = this.map[field];
+    if (value === undefined) return undefined;
+    if (typeof value !== "boolean") throw this.#bad(field, "a boolean");
+    return value;
+  }
+
+  optionalText(field: string, maxBytes: number): string | undefined {
+    const value = this.map[field];
+    if (value === undefined) return undefined;
+    if (typeof value !== "string") throw this.#bad(field, "a text string");
+    if (Buffer.byteLength(value) > maxBytes) throw new Invalid("bad_field", `field "${field}" is over ${maxBytes} bytes`);
+    return value;
+  }
+
+  subject(field: string, wildcards: boolean): string {
+    const value = this.map[field];
+    if (typeof value !== "string") throw this.#bad(field, "a text string");
+    const problem = subjectProblem(value, wildcards);
+    if (problem !== undefined) throw new Invalid("invalid_subject", problem);
+    return value;
+  }
+
+  payload(maxBytes: number): Uint8Array {
+    const value = this.map["p"];
+    if (value === undefined) return new Uint8Array(0);
+    if (!(value instanceof Uint8Array)) throw this.#bad("p", "a byte string");
+    if (value.byteLength > maxBytes) {
+      throw new Invalid("payload_too_large", `payload of ${value.byteLength} bytes is over the limit of ${maxBytes}`);
+    }
+    return value;
+  }
+
+  encoding(): PayloadEncoding | undefined {
+    const value = this.map["enc"];
+    if (value === undefined) return undefined;
+    if (typeof value !== "string" || !knownEncodings.has(value)) throw this.#bad("enc", `one of ${PAYLOAD_ENCODINGS.join(", ")}`);
+    return value as PayloadEncoding;
+  }
+}
+
+export function parseClientOp(map: Record<string, unknown>, limits: BrokerLimitOptions): ParsedOp {
+  const name = map["op"];
+  const rawId = map["id"];
+  const id = isUint(rawId, MAX_ID) ? rawId : undefined;
+  if (typeof name !== "string") return { fault: { code: "bad_field", reason: 'every frame needs field "op" as a text string', id } };
+  if (!knownOps.has(name)) return { fault: { code: "unknown_op", reason: `unknown op "${name.slice(0, 32)}"`, id } };
+  const f = new Fields(map, name);
+  try {
+    return { op: readOp(name as ClientOpName, f, limits) };
+  } catch (error) {
+    if (!(error instanceof Invalid)) throw error;
+    const subject = typeof map["subject"] === "string" ? (map["subject"] as string).slice(0, 300) : undefined;
+    return { fault: { code: error.code, reason: error.reason, id, subject } };
+  }
+}
+
+function readOp(op: ClientOpName, f: Fields, limits: BrokerLimitOptions): ClientOp {
+  switch (op) {
+    case "hello":
+      return { op, v: f.uint("v"), name: f.optionalText("name", MAX_CLIENT_NAME_BYTES), id: f.optionalUint("id") };
+    case "sub": {
+      const subject = f.subject("subject", true);
+      if (subject.startsWith(INBOX_PREFIX)) {
+        throw new Invalid("reserved_subject", `subjects under "${INBOX_PREFIX}" are the broker's reply inboxes`);
+      }
+      const queue = f.map["queue"];
+      if (queue !== undefined) {
+        const problem = queueNameProblem(queue);
+        if (problem !== undefined) throw new Invalid("invalid_queue", problem);
+      }
+      return {
+        op,
+        sid: f.uint("sid"),
+        subject,
+        queue: queue as string | undefined,
+        replay: f.optionalBool("replay"),
+        id: f.optionalUint("id"),
+      };
+    }
+    case "unsub":
+      return { op, sid: f.uint("sid"), id: f.optionalUint("id") };
+    case "pub": {
+      const reply = f.map["reply"] === undefined ? undefined : f.subject("reply", false);
+      return {
+        op,
+        subject: f.subject("subject", false),
+        p: f.payload(limits.maxPayloadBytes),
+        enc: f.encoding(),
+        retain: f.optionalBool("retain"),
+        reply,
+        id: f.optionalUint("id"),
+      };
+    }
+    case "get":
+      return { op, subject: f.subject("subject", false), id: f.uint("id") };
+    case "req": {
+      const subject = f.subject("subject", false);
+      if (subject.startsWith(INBOX_PREFIX)) {
+        throw new Invalid("reserved_subject", `subjects under "${INBOX_PREFIX}" are the broker's reply inboxes`);
+      }
+      return {
+        op,
+        subject,
+        p: f.payload(limits.maxPayloadBytes),
+        enc: f.encoding(),
+        timeout: f.optionalUint("timeout", limits.maxRequestTimeoutMs),
+        id: f.uint("id"),
+      };
+    }
+    case "ping":
+      return { op, id: f.optionalUint("id") };
+    case "status":
+      return { op, id: f.uint("id") };
+  }
+}

@@ -1,0 +1,86 @@
+// The broker core's options: every table and queue bound is named here, with
+// its default and why (docs/PROTOCOL.md, "Limits", repeats them for clients).
+
+import { InvalidArgumentError } from "../../client-sdk/errors.js";
+import {
+  DEFAULT_MAX_FRAME_BYTES,
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  MAX_REQUEST_TIMEOUT_MS,
+} from "../../client-sdk/protocol/limits.js";
+
+export interface BrokerLimitOptions {
+  /** Largest frame body a peer may send, in bytes. */
+  maxFrameBytes: number;
+  /** Largest payload in `pub` or `req`, in bytes. */
+  maxPayloadBytes: number;
+  /** Most peers connected at once; the next one is told `too_many_peers` and closed. */
+  maxPeers: number;
+  /** Most live subscriptions one peer may hold. */
+  maxSubscriptionsPerPeer: number;
+  /** Most requests one peer may have waiting for a reply. */
+  maxPendingRequestsPerPeer: number;
+  /** Most retained values kept (least recently used ones are evicted first). */
+  maxRetainedEntries: number;
+  /** Most bytes of retained payloads and subjects kept. */
+  maxRetainedBytes: number;
+  /** Most subjects whose sequence number is remembered individually (see sequences.ts). */
+  maxTrackedSubjects: number;
+  /** Bytes queued towards one peer before it is cut off as a slow consumer. */
+  maxOutboundBytesPerPeer: number;
+  /** Milliseconds a new connection has to send `hello`. */
+  helloTimeoutMs: number;
+  /** Timeout of a `req` that gives none, in milliseconds. */
+  defaultRequestTimeoutMs: number;
+  /** Longest `req` timeout accepted, in milliseconds. */
+  maxRequestTimeoutMs: number;
+}
+
+export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimitOptions> = Object.freeze({
+  maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
+  maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
+  // A per-user broker serves one user's apps; 1024 peers is far past that and
+  // keeps the broker's fd use under the common 1024 soft RLIMIT_NOFILE headroom.
+  maxPeers: 1000,
+  maxSubscriptionsPerPeer: 10_000,
+  maxPendingRequestsPerPeer: 1024,
+  maxRetainedEntries: 10_000,
+  // 64 MiB: a retained value is "the current state", typically a few hundred bytes.
+  maxRetainedBytes: 64 * 1024 * 1024,
+  maxTrackedSubjects: 100_000,
+  // 8 MiB: eight maximum-size messages, or ~100k small ones, behind a reader.
+  maxOutboundBytesPerPeer: 8 * 1024 * 1024,
+  helloTimeoutMs: 5_000,
+  defaultRequestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
+  maxRequestTimeoutMs: MAX_REQUEST_TIMEOUT_MS,
+});
+
+const LIMIT_NAMES = Object.keys(DEFAULT_BROKER_LIMITS) as Array<keyof BrokerLimitOptions>;
+
+/**
+ * Fills in defaults and rejects unknown or ill-typed limits, naming them, so
+ * a typo in a config never silently falls back to a default.
+ */
+export function parseLimits(input: Partial<BrokerLimitOptions> | undefined): BrokerLimitOptions {
+  const limits: BrokerLimitOptions = { ...DEFAULT_BROKER_LIMITS };
+  if (input === undefined) return limits;
+  for (const [key, value] of Object.entries(input)) {
+    if (!(LIMIT_NAMES as string[]).includes(key)) {
+      throw new InvalidArgumentError(`unknown broker limit "${key}"; known limits: ${LIMIT_NAMES.join(", ")}`);
+    }
+    if (value === undefined) continue;
+    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
+      throw new InvalidArgumentError(`broker limit "${key}" must be a positive integer (got ${String(value)})`);
+    }
+    limits[key as keyof BrokerLimitOptions] = value;
+  }
+  if (limits.maxPayloadBytes > limits.maxFrameBytes) {
+    throw new InvalidArgumentError(
+      `maxPayloadBytes (${limits.maxPayloadBytes}) must not exceed maxFrameBytes (${limits.maxFrameBytes})`,
+    );
+  }
+  if (limits.defaultRequestTimeoutMs > limits.maxRequestTimeoutMs) {
+    throw new InvalidArgumentError("defaultRequestTimeoutMs must not exceed maxRequestTimeoutMs");
+  }
+  return limits;
+}

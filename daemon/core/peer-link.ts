@@ -1,0 +1,72 @@
+// The seam between the broker core and a transport. A transport wraps each
+// accepted connection in a PeerLink and hands it to `broker.attach()`; the
+// core then talks to the peer only through it. The core never sees a socket
+// or an XPC connection.
+
+import type { BrokerMsg } from "../../client-sdk/protocol/messages.js";
+
+/** Who is on the other end, as the transport established it at connect time. */
+export interface PeerIdentity {
+  pid: number | null;
+  uid: number | null;
+  gid: number | null;
+  /** Executable path, or null when it could not be read safely. */
+  exe: string | null;
+  /** How the identity was obtained, e.g. "so_peerpidfd", "pidfd_open", "so_peercred", "none". */
+  method: string;
+}
+
+/** Turns a message into what a transport writes (bytes for a stream, an XPC dictionary, …). */
+export interface WireEncoder<Encoded = unknown> {
+  encode(message: BrokerMsg): Encoded;
+  /** Size of an encoded message, counted against the peer's outbound bound. */
+  sizeOf(encoded: Encoded): number;
+}
+
+/**
+ * One broker → peer message, encoded at most once per encoder however many
+ * peers receive it: a publish to 100 subscribers encodes one frame and hands
+ * the same bytes to all 100.
+ */
+export class Outbound {
+  readonly message: BrokerMsg;
+  #encoder: WireEncoder | undefined;
+  #encoded: unknown;
+
+  constructor(message: BrokerMsg) {
+    this.message = message;
+  }
+
+  encodedFor<E>(encoder: WireEncoder<E>): E {
+    if (this.#encoder !== encoder) {
+      this.#encoded = encoder.encode(this.message);
+      this.#encoder = encoder;
+    }
+    return this.#encoded as E;
+  }
+}
+
+export interface PeerLink {
+  /** Transport name, e.g. "unix" or "xpc". */
+  readonly transport: string;
+  readonly identity: PeerIdentity;
+  /**
+   * Queues a message towards the peer. Returns the bytes now waiting to be
+   * written to it (the core compares that with the per-peer bound).
+   */
+  send(message: Outbound): number;
+  /** Bytes written to the peer so far, for `status`. */
+  readonly bytesSent: number;
+  /** Sends what is queued, then closes. Idempotent. */
+  close(): void;
+}
+
+/** Receives what a PeerLink's transport reads; given to the transport by `broker.attach()`. */
+export interface PeerInbound {
+  /** One decoded message map and the bytes it took on the wire. */
+  message(map: Record<string, unknown>, wireBytes: number): void;
+  /** The transport cannot make sense of the stream; the peer is told and closed. */
+  fault(code: "bad_frame" | "frame_too_large" | "truncated_frame", reason: string): void;
+  /** The connection is gone (closed by either side, or failed). */
+  ended(): void;
+}

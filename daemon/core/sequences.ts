@@ -1,0 +1,65 @@
+// Per-subject sequence numbers that only grow, also across broker restarts.
+// They become a notify(3) name's 64-bit state, and a client that remembers
+// "last seen 41" must never be shown 41 again by a restarted broker.
+//
+// The core touches no files, so durability is a `SequenceFloor` given by the
+// daemon: it says the lowest value a fresh broker may issue, and is told,
+// ahead of time, the highest value the broker might issue ("reservation").
+// After a crash the next broker starts above every reservation, hence above
+// every value ever issued.
+
+import { LRUCache } from "lru-cache";
+
+export interface SequenceFloor {
+  /** Every value issued from now on is greater than this. */
+  readonly floor: number;
+  /** Promise durably that no value above `upTo` will be issued before the next reserve. */
+  reserve(upTo: number): void;
+}
+
+/** How far ahead of the highest issued value a reservation reaches: one durable write per this many publishes. */
+export const SEQUENCE_RESERVATION_BLOCK = 1 << 20;
+
+/** A floor that is not durable: for brokers embedded in tests or in one process's lifetime. */
+export function volatileSequenceFloor(floor = 0): SequenceFloor {
+  return { floor, reserve() {} };
+}
+
+export class Sequences {
+  readonly #floor: SequenceFloor;
+  // Subjects evicted from here restart above `#highest`, which is still above
+  // their last value: the order per subject holds, only contiguity is lost.
+  readonly #last: LRUCache<string, number>;
+  #highest: number;
+  #reserved: number;
+
+  constructor(floor: SequenceFloor, maxTrackedSubjects: number) {
+    this.#floor = floor;
+    this.#last = new LRUCache({ max: maxTrackedSubjects });
+    this.#highest = floor.floor;
+    this.#reserved = floor.floor;
+    this.#reserveFrom(floor.floor);
+  }
+
+  /** The last value issued for `subject`, or 0 if none since this broker started. */
+  current(subject: string): number {
+    return this.#last.get(subject) ?? 0;
+  }
+
+  next(subject: string): number {
+    const previous = this.#last.get(subject) ?? this.#highest;
+    const value = previous + 1;
+    if (value > this.#highest) {
+      this.#highest = value;
+      if (value > this.#reserved) this.#reserveFrom(value);
+    }
+    this.#last.set(subject, value);
+    return value;
+  }
+
+  #reserveFrom(value: number): void {
+    const upTo = value + SEQUENCE_RESERVATION_BLOCK;
+    this.#floor.reserve(upTo);
+    this.#reserved = upTo;
+  }
+}

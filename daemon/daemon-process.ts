@@ -1,0 +1,80 @@
+// The broker as a process: resolves where to listen, prepares the directory,
+// wires the core to the Unix socket transport, says "ready", and shuts down
+// cleanly on SIGINT/SIGTERM. Everything here is the daemon's; the core knows
+// none of it.
+
+import { dirname } from "node:path";
+import type { Logger } from "pino";
+import { defaultSocketPath, SYSTEM_SOCKET_PATH } from "../client-sdk/paths.js";
+import { Broker } from "./core/broker.js";
+import type { BrokerLimitOptions } from "./core/options.js";
+import { fileSequenceFloor } from "./sequence-file.js";
+import { prepareSocketDir } from "./socket-dir.js";
+import { UnixSocketServer } from "./transports/unix-socket-server.js";
+
+/** How long a shutdown waits for peers to take their `bye` before the process exits anyway. */
+export const SHUTDOWN_GRACE_MS = 1_500;
+
+export interface DaemonOptions {
+  /** Socket path; the per-user (or, with `system`, the system) default when omitted. */
+  socket?: string;
+  /** Run as the machine-wide broker: /run/xpcbus/broker.sock, directory 0755. */
+  system?: boolean;
+  /** Mode of the socket file (default 0o600). */
+  socketMode?: number;
+  /** File that keeps sequence numbers growing across restarts (default `<socket>.seq`). */
+  stateFile?: string;
+  limits?: Partial<BrokerLimitOptions>;
+  logger: Logger;
+}
+
+export interface RunningDaemon {
+  readonly broker: Broker;
+  readonly socketPath: string;
+  /** Stops accepting, says bye to every peer, waits for them (bounded), removes the socket. */
+  stop(reason?: string): Promise<void>;
+}
+
+export function resolveSocketPath(options: Pick<DaemonOptions, "socket" | "system">): { path: string; isDefault: boolean } {
+  if (options.socket !== undefined) return { path: options.socket, isDefault: false };
+  return { path: options.system === true ? SYSTEM_SOCKET_PATH : defaultSocketPath(), isDefault: true };
+}
+
+export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
+  const log = options.logger;
+  const { path, isDefault } = resolveSocketPath(options);
+  prepareSocketDir(dirname(path), { mode: options.system === true ? 0o755 : 0o700, strict: isDefault });
+  const broker = new Broker({
+    limits: options.limits,
+    logger: log,
+    sequenceFloor: fileSequenceFloor(options.stateFile ?? `${path}.seq`, log),
+  });
+  const transport = new UnixSocketServer({
+    path,
+    socketMode: options.socketMode,
+    maxFrameBytes: broker.limits.maxFrameBytes,
+    logger: log,
+  });
+  await transport.start(broker);
+  log.info({ socket: path, transport: transport.name }, "ready");
+
+  let stopping: Promise<void> | undefined;
+  const stop = (reason = "the broker is shutting down"): Promise<void> => {
+    stopping ??= (async () => {
+      log.info({ reason }, "shutting down");
+      await transport.stopAccepting();
+      broker.close(reason);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        transport.drained(),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, SHUTDOWN_GRACE_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+      log.info("stopped");
+    })();
+    return stopping;
+  };
+  return { broker, socketPath: path, stop };
+}

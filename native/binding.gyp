@@ -1,0 +1,30 @@
+# Built by `npm install` (node-gyp rebuild --directory=native). One addon;
+# the platform half is chosen here, never with #ifdef inside shared files.
+{
+  "targets": [
+    {
+      "target_name": "xpcbus_native",
+      "sources": ["src/addon.cc"],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "src"
+      ],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-fno-exceptions"],
+      "conditions": [
+        ["OS=='linux'", {
+          "sources": ["src/linux/peer_credentials.cc"]
+        }],
+        ["OS=='mac'", {
+          "sources": ["src/apple/peer_credentials.cc"],
+          "libraries": ["-lbsm"],
+          "xcode_settings": {
+            "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+            "GCC_ENABLE_CPP_EXCEPTIONS": "NO",
+            "MACOSX_DEPLOYMENT_TARGET": "13.0"
+          }
+        }]
+      ]
+    }
+  ]
+}
