@@ -1,0 +1,208 @@
+// Bad input from a raw socket: each gets a precise `err`; framing errors
+// close only the offending connection; everyone else keeps receiving; the
+// daemon never exits on peer input.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cleanup, spawnClient, startBroker, type BrokerProcess, type ClientProcess } from "./test-support/harness.js";
+import { frameHeader, RawPeer } from "./test-support/raw-peer.js";
+
+let broker: BrokerProcess;
+let steadySub: ClientProcess;
+let steadyPub: ClientProcess;
+
+beforeAll(async () => {
+  broker = await startBroker({
+    args: ["--limit", "maxPayloadBytes=1024", "--limit", "maxFrameBytes=4096", "--limit", "helloTimeoutMs=400", "--limit", "maxSubscriptionsPerPeer=3"],
+  });
+  // A well-behaved pair that keeps talking while the bad input flies.
+  steadySub = spawnClient(
+    broker.socket,
+    `const c = await connect({ socket }); const s = await c.subscribe("steady"); emit("ready");
+for await (const m of s) emit("msg", { n: m.data });`,
+  );
+  await steadySub.event("ready");
+  steadyPub = spawnClient(
+    broker.socket,
+    `const c = await connect({ socket }); emit("ready");
+let n = 0; let stop = false;
+(async () => { for await (const line of commands) if (line === "stop") stop = true; })();
+while (!stop) { await c.publish("steady", ++n); await new Promise((r) => setTimeout(r, 5)); }
+emit("stopped", { n }); await c.close();`,
+  );
+  await steadyPub.event("ready");
+});
+
+afterAll(async () => {
+  cleanup();
+});
+
+describe("errors that keep the connection", () => {
+  it("refuses ops before hello, then serves the same connection after it", async () => {
+    const peer = await RawPeer.connect(broker.socket);
+    peer.send({ op: "sub", sid: 1, subject: "a", id: 7 });
+    expect(await peer.errFor(7)).toMatchObject({ code: "hello_required" });
+    peer.send({ op: "hello", v: 1, id: 8 });
+    expect(await peer.next((m) => m["op"] === "welcome")).toMatchObject({ id: 8, v: 1, limits: { maxPayloadBytes: 1024 } });
+    peer.send({ op: "hello", v: 1, id: 9 });
+    expect(await peer.errFor(9)).toMatchObject({ code: "already_hello" });
+    await peer.alive(10);
+  });
+
+  it.each([
+    ["unknown op", { op: "frobnicate", id: 1 }, "unknown_op"],
+    ["op not text", { op: 5, id: 1 }, "bad_field"],
+    ["no op", { id: 1 }, "bad_field"],
+    ["pub without subject", { op: "pub", p: Buffer.from("x"), id: 1 }, "bad_field"],
+    ["pub subject not text", { op: "pub", subject: 12, id: 1 }, "bad_field"],
+    ["pub payload as text", { op: "pub", subject: "a", p: "text", id: 1 }, "bad_field"],
+    ["pub unknown encoding", { op: "pub", subject: "a", p: Buffer.from("x"), enc: "utf16", id: 1 }, "bad_field"],
+    ["pub retain not bool", { op: "pub", subject: "a", retain: 1, id: 1 }, "bad_field"],
+    ["sub sid as text", { op: "sub", sid: "1", subject: "a", id: 1 }, "bad_field"],
+    ["sub negative sid", { op: "sub", sid: -1, subject: "a", id: 1 }, "bad_field"],
+    ["get without id", { op: "get", subject: "a" }, "bad_field"],
+    ["req timeout too long", { op: "req", subject: "a", timeout: 10_000_000, id: 1 }, "bad_field"],
+    ["req timeout zero", { op: "req", subject: "a", timeout: 0, id: 1 }, "bad_field"],
+    ["pub empty token", { op: "pub", subject: "a..b", id: 1 }, "invalid_subject"],
+    ["pub wildcard", { op: "pub", subject: "a.*", id: 1 }, "invalid_subject"],
+    ["pub bad character", { op: "pub", subject: "a b", id: 1 }, "invalid_subject"],
+    ["sub > not last", { op: "sub", sid: 1, subject: "a.>.b", id: 1 }, "invalid_subject"],
+    ["sub too long", { op: "sub", sid: 1, subject: "x".repeat(300), id: 1 }, "invalid_subject"],
+    ["sub bad queue", { op: "sub", sid: 1, subject: "a", queue: "a.b", id: 1 }, "invalid_queue"],
+    ["sub on inboxes", { op: "sub", sid: 1, subject: "_INBOX.>", id: 1 }, "reserved_subject"],
+    ["req on inboxes", { op: "req", subject: "_INBOX.1.2", id: 1 }, "reserved_subject"],
+    ["payload over the limit", { op: "pub", subject: "a", p: Buffer.alloc(1025), id: 1 }, "payload_too_large"],
+    ["unsub unknown sid", { op: "unsub", sid: 99, id: 1 }, "unknown_sid"],
+  ])("%s → %s, connection kept", async (_name, frame, code) => {
+    const peer = await RawPeer.greeted(broker.socket);
+    peer.send(frame);
+    const err = await peer.next((m) => m["op"] === "err");
+    expect(err).toMatchObject({ code, reason: expect.any(String) });
+    if (typeof (frame as { id?: unknown }).id === "number") expect(err["id"]).toBe(1);
+    await peer.alive(2);
+    peer.socket.destroy();
+  });
+
+  it("refuses a duplicate sid and subscriptions past the per-peer limit", async () => {
+    const peer = await RawPeer.greeted(broker.socket);
+    peer.send({ op: "sub", sid: 1, subject: "a", id: 1 });
+    peer.send({ op: "sub", sid: 1, subject: "b", id: 2 });
+    expect(await peer.errFor(2)).toMatchObject({ code: "duplicate_sid" });
+    peer.send({ op: "sub", sid: 2, subject: "b", id: 3 });
+    peer.send({ op: "sub", sid: 3, subject: "c", id: 4 });
+    peer.send({ op: "sub", sid: 4, subject: "d", id: 5 });
+    expect(await peer.errFor(5)).toMatchObject({ code: "too_many_subscriptions" });
+    await peer.alive(6);
+    peer.socket.destroy();
+  });
+
+  it("reports an error without id for a fire-and-forget op, naming the subject", async () => {
+    const peer = await RawPeer.greeted(broker.socket);
+    peer.send({ op: "pub", subject: "bad..subject" });
+    const err = await peer.next((m) => m["op"] === "err");
+    expect(err).toMatchObject({ code: "invalid_subject", subject: "bad..subject" });
+    expect(err["id"]).toBeUndefined();
+    await peer.alive(1);
+    peer.socket.destroy();
+  });
+});
+
+describe("errors that close the connection", () => {
+  async function expectClosedWith(peer: RawPeer, code: string): Promise<void> {
+    const err = await peer.next((m) => m["op"] === "err");
+    expect(err).toMatchObject({ code, reason: expect.any(String) });
+    await peer.closed;
+  }
+
+  it("a frame that is not CBOR", async () => {
+    const peer = await RawPeer.greeted(broker.socket);
+    peer.sendBytes(Buffer.concat([frameHeader(3), Buffer.from([0xff, 0xfe, 0xfd])]));
+    await expectClosedWith(peer, "bad_frame");
+  });
+
+  it("a frame that is CBOR but not a map", async () => {
+    const peer = await RawPeer.greeted(broker.socket);
+    peer.sendBytes(Buffer.concat([frameHeader(3), Buffer.from([0x82, 0x01, 0x02])]));
+    await expectClosedWith(peer, "bad_frame");
+  });
+
+  it("a frame with trailing bytes after its map", async () => {
+    const peer = await RawPeer.connect(broker.socket);
+    peer.sendBytes(Buffer.concat([frameHeader(2), Buffer.from([0xa0, 0x00])]));
+    await expectClosedWith(peer, "bad_frame");
+  });
+
+  it("a zero-length frame", async () => {
+    const peer = await RawPeer.connect(broker.socket);
+    peer.sendBytes(frameHeader(0));
+    await expectClosedWith(peer, "bad_frame");
+  });
+
+  it("a frame over the limit, announced by its header alone", async () => {
+    const peer = await RawPeer.greeted(broker.socket);
+    peer.sendBytes(frameHeader(4097));
+    await expectClosedWith(peer, "frame_too_large");
+  });
+
+  it("a truncated frame at end of stream", async () => {
+    const peer = await RawPeer.greeted(broker.socket);
+    peer.sendBytes(Buffer.concat([frameHeader(100), Buffer.alloc(10)]));
+    peer.socket.end();
+    await expectClosedWith(peer, "truncated_frame");
+  });
+
+  it("an unsupported protocol version", async () => {
+    const peer = await RawPeer.connect(broker.socket);
+    peer.send({ op: "hello", v: 99, id: 0 });
+    await expectClosedWith(peer, "unsupported_version");
+  });
+
+  it("no hello in time", async () => {
+    const peer = await RawPeer.connect(broker.socket);
+    await expectClosedWith(peer, "hello_timeout");
+  });
+
+  it("a peer vanishing mid-frame and mid-request", async () => {
+    const responder = await RawPeer.greeted(broker.socket);
+    responder.send({ op: "sub", sid: 1, subject: "svc", queue: "q", id: 1 });
+    await responder.next((m) => m["op"] === "ok" && m["id"] === 1);
+    const requester = await RawPeer.greeted(broker.socket);
+    requester.send({ op: "req", subject: "svc", p: Buffer.from("hi"), id: 5, timeout: 30_000 });
+    await responder.next((m) => m["op"] === "msg");
+    responder.sendBytes(Buffer.concat([frameHeader(50), Buffer.alloc(5)]));
+    responder.socket.destroy();
+    expect(await requester.errFor(5)).toMatchObject({ code: "responder_gone" });
+    await requester.alive(6);
+  });
+});
+
+describe("everyone else", () => {
+  it("kept receiving every message throughout, and the daemon is still up", async () => {
+    steadyPub.send("stop");
+    const { n } = (await steadyPub.event("stopped")) as { n: number };
+    expect(n).toBeGreaterThan(10);
+    await steadySub.event("msg", (e) => e["n"] === n);
+    expect(steadySub.events("msg").map((e) => e["n"])).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    expect(broker.child.exitCode).toBeNull();
+  });
+});
+
+describe("peer limit", () => {
+  it("refuses the peer past maxPeers with too_many_peers, and serves the others", async () => {
+    const small = await startBroker({ args: ["--limit", "maxPeers=2"] });
+    const a = await RawPeer.greeted(small.socket);
+    const b = await RawPeer.greeted(small.socket);
+    const c = await RawPeer.connect(small.socket);
+    expect(await c.next((m) => m["op"] === "err")).toMatchObject({ code: "too_many_peers" });
+    await c.closed;
+    await a.alive(1);
+    await b.alive(1);
+    a.socket.destroy();
+    // Once the broker has seen a go (b can ask it), the freed place is taken again.
+    for (let id = 10; ; id++) {
+      b.send({ op: "status", id });
+      const ok = await b.next((m) => m["op"] === "ok" && m["id"] === id);
+      if ((ok["status"] as { peers: unknown[] }).peers.length === 1) break;
+    }
+    const d = await RawPeer.greeted(small.socket);
+    await d.alive(1);
+  });
+});

@@ -1,0 +1,112 @@
+// The CLI as users drive it: separate processes, stdout checked, exit codes.
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cleanup, runCli, spawnCli, startBroker, tempDir, type BrokerProcess } from "./test-support/harness.js";
+
+let broker: BrokerProcess;
+beforeAll(async () => {
+  broker = await startBroker();
+});
+afterAll(cleanup);
+
+const s = (): string[] => ["--socket", broker.socket];
+
+describe("xpcbus CLI", () => {
+  it("sub --count prints what pub sends, then exits 0", async () => {
+    const sub = spawnCli(["sub", "cli.>", "--count", "3", ...s()]);
+    await waitSubscribed("cli.>");
+    expect((await runCli(["pub", "cli.a", "hello world", ...s()])).code).toBe(0);
+    expect((await runCli(["pub", "cli.b", '{"n":1}', "--json", ...s()])).code).toBe(0);
+    expect((await runCli(["pub", "cli.c.d", ...s()])).code).toBe(0);
+    const exit = await sub.exited;
+    expect(exit.code).toBe(0);
+    expect(sub.stdout.lines).toEqual(["cli.a hello world", 'cli.b {"n":1}', "cli.c.d "]);
+  });
+
+  it("sub --json prints JSON lines with subject, seq, encoding and data", async () => {
+    const sub = spawnCli(["sub", "json.*", "--json", "--count", "1", ...s()]);
+    await waitSubscribed("json.*");
+    await runCli(["pub", "json.x", "[1,2]", "--json", ...s()]);
+    await sub.exited;
+    const line = JSON.parse(sub.stdout.lines[0] as string) as Record<string, unknown>;
+    expect(line).toMatchObject({ subject: "json.x", encoding: "json", data: [1, 2] });
+    expect(typeof line["seq"]).toBe("number");
+  });
+
+  it("pub --stdin publishes one message per line, in order", async () => {
+    const sub = spawnCli(["sub", "lines", "--count", "3", ...s()]);
+    await waitSubscribed("lines");
+    const pub = await runCli(["pub", "lines", "--stdin", ...s()], { input: "one\ntwo\nthree\n" });
+    expect(pub.code).toBe(0);
+    await sub.exited;
+    expect(sub.stdout.lines).toEqual(["lines one", "lines two", "lines three"]);
+  });
+
+  it("get prints a retained value, and exits 1 with a clear line when there is none", async () => {
+    await runCli(["pub", "cfg.mode", "dark", "--retain", ...s()]);
+    const got = await runCli(["get", "cfg.mode", ...s()]);
+    expect(got).toMatchObject({ code: 0, stdout: "dark\n" });
+    const json = await runCli(["get", "cfg.mode", "--json", ...s()]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ subject: "cfg.mode", data: "dark", encoding: "text" });
+    const none = await runCli(["get", "cfg.nothing", ...s()]);
+    expect(none.code).toBe(1);
+    expect(none.stdout).toBe("");
+    expect(none.stderr).toBe('xpcbus: no retained value on "cfg.nothing"\n');
+  });
+
+  it("sub --replay prints retained values first", async () => {
+    await runCli(["pub", "replay.a", "kept", "--retain", ...s()]);
+    const sub = spawnCli(["sub", "replay.*", "--replay", "--count", "1", ...s()]);
+    await sub.exited;
+    expect(sub.stdout.lines).toEqual(["replay.a kept"]);
+  });
+
+  it("status --json lists peers with identity and their subscriptions", async () => {
+    const sub = spawnCli(["sub", "watched.topic", ...s()]);
+    await waitSubscribed("watched.topic");
+    const status = await runCli(["status", "--json", ...s()]);
+    expect(status.code).toBe(0);
+    const parsed = JSON.parse(status.stdout) as { peers: Array<Record<string, unknown>>; subjects: unknown[]; pid: number };
+    expect(parsed.pid).toBe(broker.pid);
+    const peer = parsed.peers.find((p) => p["pid"] === sub.child.pid);
+    expect(peer).toMatchObject({ name: "xpcbus-sub", uid: process.getuid!(), exe: process.execPath, identityMethod: expect.stringMatching(/pidfd|peercred/) });
+    expect(peer!["subscriptions"]).toEqual([{ sid: 1, subject: "watched.topic" }]);
+    expect(parsed.subjects).toContainEqual({ subject: "watched.topic", subscribers: 1 });
+    const human = await runCli(["status", ...s()]);
+    expect(human.stdout).toMatch(/peers: \d+/);
+    sub.child.kill("SIGINT");
+    expect((await sub.exited).code).toBe(0);
+  });
+
+  it("req prints the reply; no responders exits 1 with one line and no stack trace", async () => {
+    const none = await runCli(["req", "nobody.here", "x", ...s()]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toBe('xpcbus: nobody is subscribed to "nobody.here" [no_responders]\n');
+    const verbose = await runCli(["--verbose", "req", "nobody.here", "x", ...s()]);
+    expect(verbose.stderr).toMatch(/at .*client/);
+  });
+
+  it("exits 3 when no broker answers, and 2 on usage errors", async () => {
+    const missing = join(tempDir(), "none.sock");
+    const unreachable = await runCli(["pub", "a", "b", "--socket", missing]);
+    expect(unreachable.code).toBe(3);
+    expect(unreachable.stderr.trim().split("\n")).toHaveLength(1);
+    expect(unreachable.stderr).toMatch(/cannot connect to the broker/);
+    expect((await runCli(["pub", "bad..subject", "x", ...s()])).code).toBe(2);
+    expect((await runCli(["pub", "a", "{nope", "--json", ...s()])).code).toBe(2);
+    expect((await runCli(["sub", "a", "--count", "zero", ...s()])).code).toBe(2);
+    expect((await runCli(["frobnicate"])).code).toBe(2);
+    expect((await runCli(["daemon", "--limit", "maxPeer=3", "--socket", missing])).code).toBe(2);
+    expect((await runCli(["--version"])).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+});
+
+/** Waits until the broker reports a subscription on `subject` (sub's readiness is only visible there). */
+async function waitSubscribed(subject: string): Promise<void> {
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
+    const status = await runCli(["status", "--json", ...s()]);
+    const parsed = JSON.parse(status.stdout) as { subjects: Array<{ subject: string }> };
+    if (parsed.subjects.some((x) => x.subject === subject)) return;
+  }
+  throw new Error(`no subscription on "${subject}" appeared in status`);
+}

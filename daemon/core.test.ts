@@ -1,0 +1,180 @@
+// The broker core's parts on their own: trie matching against the reference
+// matcher, sequence numbers across restarts, retained bounds, options.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { afterAll, describe, expect, it } from "vitest";
+import { subjectMatches } from "../client-sdk/protocol/subject.js";
+import { parseLimits, DEFAULT_BROKER_LIMITS } from "./core/options.js";
+import { RetainedStore } from "./core/retained-store.js";
+import { Sequences, SEQUENCE_RESERVATION_BLOCK, volatileSequenceFloor } from "./core/sequences.js";
+import { SubjectIndex, type IndexedSubscription } from "./core/subject-index.js";
+import { PACKAGE_VERSION } from "./core/version.js";
+import { fileSequenceFloor } from "./sequence-file.js";
+
+interface Sub extends IndexedSubscription<string> {
+  id: number;
+}
+
+describe("subject index (trie)", () => {
+  // Small alphabets so wildcards and overlaps are frequent.
+  const tokens = ["a", "b", "c"];
+  let seed = 42;
+  const rand = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const concrete = (): string => Array.from({ length: 1 + rand(4) }, () => tokens[rand(3)]).join(".");
+  const pattern = (): string => {
+    const parts = Array.from({ length: 1 + rand(4) }, () => ["a", "b", "c", "*"][rand(4)] as string);
+    if (rand(3) === 0) parts[parts.length - 1] = ">";
+    return parts.join(".");
+  };
+
+  it("matches exactly what the reference matcher matches, through adds and removes", () => {
+    const index = new SubjectIndex<string, Sub>();
+    const live: Sub[] = [];
+    for (let round = 0; round < 2000; round++) {
+      if (live.length > 0 && rand(3) === 0) {
+        const victim = live.splice(rand(live.length), 1)[0] as Sub;
+        index.remove(victim);
+      } else {
+        const sub: Sub = { id: round, owner: `peer${rand(5)}`, subject: pattern(), queue: rand(4) === 0 ? "q" : undefined };
+        live.push(sub);
+        index.add(sub);
+      }
+      const subject = concrete();
+      const set = index.match(subject);
+      const expected = live.filter((s) => subjectMatches(s.subject, subject));
+      const expectedOwners = [...new Set(expected.filter((s) => s.queue === undefined).map((s) => s.owner))].sort();
+      expect([...set.plainOwners].sort()).toEqual(expectedOwners);
+      const grouped = set.groups.flatMap((g) => g.members.map((m) => m.id)).sort();
+      expect(grouped).toEqual(expected.filter((s) => s.queue !== undefined).map((s) => s.id).sort());
+      expect(index.size).toBe(live.length);
+    }
+  });
+
+  it("gives each peer one delivery however many of its subscriptions match", () => {
+    const index = new SubjectIndex<string, Sub>();
+    index.add({ id: 1, owner: "p", subject: "a.b", queue: undefined });
+    index.add({ id: 2, owner: "p", subject: "a.*", queue: undefined });
+    index.add({ id: 3, owner: "p", subject: ">", queue: undefined });
+    index.add({ id: 4, owner: "q", subject: "a.>", queue: undefined });
+    expect(index.match("a.b").plainOwners).toEqual(["p", "q"]);
+  });
+
+  it("rotates queue group members round-robin, also across subscription churn", () => {
+    const index = new SubjectIndex<string, Sub>();
+    const members = [1, 2, 3].map((id) => ({ id, owner: `p${id}`, subject: "job", queue: "workers" }));
+    for (const m of members) index.add(m);
+    const picks = (n: number): number[] => Array.from({ length: n }, () => index.pickMember(index.match("job").groups[0]!).id);
+    expect(picks(6)).toEqual([1, 2, 3, 1, 2, 3]);
+    const extra = { id: 9, owner: "x", subject: "other", queue: undefined };
+    index.add(extra);
+    index.remove(extra);
+    expect(picks(3)).toEqual([1, 2, 3]);
+  });
+
+  it("prunes empty branches and reports patterns", () => {
+    const index = new SubjectIndex<string, Sub>();
+    const s = { id: 1, owner: "p", subject: "a.b.c", queue: undefined };
+    index.add(s);
+    index.add({ id: 2, owner: "p", subject: "a.>", queue: undefined });
+    expect(index.patterns()).toEqual([
+      { subject: "a.>", subscribers: 1 },
+      { subject: "a.b.c", subscribers: 1 },
+    ]);
+    index.remove(s);
+    index.remove(s);
+    expect(index.size).toBe(1);
+    expect(index.match("a.b.c").plainOwners).toEqual(["p"]);
+  });
+});
+
+describe("sequence numbers", () => {
+  const dir = mkdtempSync(join(tmpdir(), "xpcbus-seq-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const log = pino({ level: "silent" });
+
+  it("grow per subject, and a new subject starts above everything issued", () => {
+    const seq = new Sequences(volatileSequenceFloor(100), 10);
+    expect(seq.next("a")).toBe(101);
+    expect(seq.next("a")).toBe(102);
+    expect(seq.next("b")).toBe(103);
+    expect(seq.next("a")).toBe(103);
+    expect(seq.current("a")).toBe(103);
+    expect(seq.current("zzz")).toBe(0);
+  });
+
+  it("stay increasing for a subject evicted from the bounded table", () => {
+    const seq = new Sequences(volatileSequenceFloor(0), 2);
+    const first = seq.next("a");
+    for (let i = 0; i < 10; i++) seq.next(`s${i}`);
+    expect(seq.next("a")).toBeGreaterThan(first);
+  });
+
+  it("never go back across a restart, even with a clock that went back", () => {
+    const file = join(dir, "broker.seq");
+    let clock = 1_000;
+    const floor1 = fileSequenceFloor(file, log, () => clock);
+    const s1 = new Sequences(floor1, 100);
+    let last = 0;
+    for (let i = 0; i < 5; i++) last = s1.next("x");
+    expect(Number(readFileSync(file, "utf8"))).toBeGreaterThanOrEqual(last);
+    clock = 0; // the clock went back: only the file protects us now
+    const s2 = new Sequences(fileSequenceFloor(file, log, () => clock), 100);
+    expect(s2.next("x")).toBeGreaterThan(last);
+  });
+
+  it("reserve ahead in blocks, not on every publish", () => {
+    const reservations: number[] = [];
+    const seq = new Sequences({ floor: 0, reserve: (upTo) => reservations.push(upTo) }, 10);
+    for (let i = 0; i < 1000; i++) seq.next("a");
+    expect(reservations).toEqual([SEQUENCE_RESERVATION_BLOCK]);
+  });
+});
+
+describe("retained store", () => {
+  const value = (subject: string, bytes: number, seq = 1) => ({ subject, payload: new Uint8Array(bytes), enc: undefined, seq });
+
+  it("is bounded by entries and by bytes, evicting the least recently used", () => {
+    const byCount = new RetainedStore(2, 1 << 20);
+    byCount.put(value("a", 1));
+    byCount.put(value("b", 1));
+    byCount.put(value("c", 1));
+    expect(byCount.count).toBe(2);
+    expect(byCount.get("a")).toBeUndefined();
+
+    const byBytes = new RetainedStore(100, 1000);
+    for (let i = 0; i < 10; i++) byBytes.put(value(`s${i}`, 200));
+    expect(byBytes.bytes).toBeLessThanOrEqual(1000);
+    expect(byBytes.get("s9")).toBeDefined();
+  });
+
+  it("clears a subject on an empty payload and copies what it keeps", () => {
+    const store = new RetainedStore(10, 1 << 20);
+    const buffer = Buffer.from("xxhelloxx");
+    store.put({ subject: "a", payload: buffer.subarray(2, 7), enc: "text", seq: 5 });
+    buffer.fill(0);
+    expect(Buffer.from(store.get("a")!.payload).toString()).toBe("hello");
+    store.put(value("a", 0));
+    expect(store.get("a")).toBeUndefined();
+  });
+});
+
+describe("options", () => {
+  it("reject unknown and ill-typed limits by name", () => {
+    expect(() => parseLimits({ maxPeer: 3 } as never)).toThrow(/unknown broker limit "maxPeer"/);
+    expect(() => parseLimits({ maxPeers: 0 })).toThrow(/maxPeers/);
+    expect(() => parseLimits({ maxPeers: 1.5 })).toThrow(/maxPeers/);
+    expect(() => parseLimits({ maxPayloadBytes: 10, maxFrameBytes: 5 })).toThrow(/maxPayloadBytes/);
+    expect(parseLimits({ maxPeers: 7 }).maxPeers).toBe(7);
+    expect(parseLimits(undefined)).toEqual(DEFAULT_BROKER_LIMITS);
+  });
+
+  it("report the package's version", () => {
+    const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+    expect(PACKAGE_VERSION).toBe(pkg.version);
+  });
+});
