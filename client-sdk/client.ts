@@ -395,13 +395,22 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
     });
     // The handlers run before connect() resolves only if the broker speaks first; `held` covers that.
     const held: { connection?: ClientConnection } = {};
+    let greeted = false;
     let connection: ClientConnection;
     try {
       connection = await this.#transport.connect({
         message: (map) => {
-          if (map["op"] === "welcome") welcomed(map);
-          else if (map["op"] === "err" && map["id"] === 0) refused(brokerErrorFromWire(map["code"], map["reason"]));
-          else this.#onMessage(map);
+          if (!greeted) {
+            // Before welcome, the broker only refuses (too_many_peers, unsupported_version, shutdown…).
+            if (map["op"] === "welcome") {
+              greeted = true;
+              welcomed(map);
+            } else if (map["op"] === "err") {
+              refused(brokerErrorFromWire(map["code"], map["reason"]));
+            }
+            return;
+          }
+          this.#onMessage(map);
         },
         closed: (error) => {
           refused(new ConnectionError("disconnected", "the broker closed the connection during hello", error));

@@ -7,11 +7,12 @@ import { DEFAULT_MAX_FRAME_BYTES } from "./protocol/limits.js";
 import type { ClientOp } from "./protocol/messages.js";
 
 /**
- * Largest frame accepted from the broker. The broker's own frames are its
- * payload limit plus headers; this leaves room for a broker configured with a
- * larger payload limit than the default (up to 4x) without trusting any length.
+ * Largest frame accepted from the broker. Its messages are at most its payload
+ * limit plus headers, and a `status` answer is bounded to a few MiB; 16x the
+ * default frame leaves room for a broker configured with larger payloads
+ * without trusting any length.
  */
-export const MAX_INBOUND_FRAME_BYTES = 4 * DEFAULT_MAX_FRAME_BYTES;
+export const MAX_INBOUND_FRAME_BYTES = 16 * DEFAULT_MAX_FRAME_BYTES;
 
 class UnixClientConnection implements ClientConnection {
   readonly #socket: Socket;

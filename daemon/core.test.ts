@@ -12,6 +12,7 @@ import { Sequences, SEQUENCE_RESERVATION_BLOCK, volatileSequenceFloor } from "./
 import { SubjectIndex, type IndexedSubscription } from "./core/subject-index.js";
 import { PACKAGE_VERSION } from "./core/version.js";
 import { fileSequenceFloor } from "./sequence-file.js";
+import { resolveSocketPath } from "./daemon-process.js";
 
 interface Sub extends IndexedSubscription<string> {
   id: number;
@@ -68,12 +69,22 @@ describe("subject index (trie)", () => {
     const index = new SubjectIndex<string, Sub>();
     const members = [1, 2, 3].map((id) => ({ id, owner: `p${id}`, subject: "job", queue: "workers" }));
     for (const m of members) index.add(m);
-    const picks = (n: number): number[] => Array.from({ length: n }, () => index.pickMember(index.match("job").groups[0]!).id);
+    const picks = (n: number): number[] => Array.from({ length: n }, () => index.pickMember("job", index.match("job").groups[0]!).id);
     expect(picks(6)).toEqual([1, 2, 3, 1, 2, 3]);
     const extra = { id: 9, owner: "x", subject: "other", queue: undefined };
     index.add(extra);
     index.remove(extra);
     expect(picks(3)).toEqual([1, 2, 3]);
+  });
+
+  it("rotates each subject's members on their own, when one group name spans subjects", () => {
+    const index = new SubjectIndex<string, Sub>();
+    for (const [id, subject] of [[1, "x"], [2, "x"], [3, "y"], [4, "y"]] as const) {
+      index.add({ id, owner: `p${id}`, subject, queue: "responders" });
+    }
+    const pick = (subject: string): number => index.pickMember(subject, index.match(subject).groups[0]!).id;
+    const got = [pick("x"), pick("y"), pick("x"), pick("y")];
+    expect(got).toEqual([1, 3, 2, 4]);
   });
 
   it("prunes empty branches and reports patterns", () => {
@@ -160,6 +171,16 @@ describe("retained store", () => {
     expect(Buffer.from(store.get("a")!.payload).toString()).toBe("hello");
     store.put(value("a", 0));
     expect(store.get("a")).toBeUndefined();
+  });
+});
+
+describe("socket path", () => {
+  it("treats only the paths xpcbus picks itself as defaults it may chmod", () => {
+    expect(resolveSocketPath({}, { XDG_RUNTIME_DIR: "/run/user/5" })).toEqual({ path: "/run/user/5/xpcbus/broker.sock", isDefault: true });
+    expect(resolveSocketPath({ system: true }, {})).toEqual({ path: "/run/xpcbus/broker.sock", isDefault: true });
+    expect(resolveSocketPath({}, { XPCBUS_SOCKET: "/tmp/b.sock" })).toEqual({ path: "/tmp/b.sock", isDefault: false });
+    expect(resolveSocketPath({ socket: "/x/y.sock" }, {})).toEqual({ path: "/x/y.sock", isDefault: false });
+    expect(resolveSocketPath({}, {}).path).toMatch(/^\/tmp\/xpcbus-\d+\/broker\.sock$/);
   });
 });
 

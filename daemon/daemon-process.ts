@@ -5,7 +5,7 @@
 
 import { dirname } from "node:path";
 import type { Logger } from "pino";
-import { defaultSocketPath, SYSTEM_SOCKET_PATH } from "../client-sdk/paths.js";
+import { defaultSocketPath, SOCKET_ENV, SYSTEM_SOCKET_PATH } from "../client-sdk/paths.js";
 import { Broker } from "./core/broker.js";
 import type { BrokerLimitOptions } from "./core/options.js";
 import { fileSequenceFloor } from "./sequence-file.js";
@@ -35,9 +35,20 @@ export interface RunningDaemon {
   stop(reason?: string): Promise<void>;
 }
 
-export function resolveSocketPath(options: Pick<DaemonOptions, "socket" | "system">): { path: string; isDefault: boolean } {
+/**
+ * Where to listen. `isDefault` is true only for the paths xpcbus chose itself,
+ * whose directory it may create, own and chmod; a path the user chose (flag or
+ * $XPCBUS_SOCKET) keeps its directory as the user made it.
+ */
+export function resolveSocketPath(
+  options: Pick<DaemonOptions, "socket" | "system">,
+  env: NodeJS.ProcessEnv = process.env,
+): { path: string; isDefault: boolean } {
   if (options.socket !== undefined) return { path: options.socket, isDefault: false };
-  return { path: options.system === true ? SYSTEM_SOCKET_PATH : defaultSocketPath(), isDefault: true };
+  if (options.system === true) return { path: SYSTEM_SOCKET_PATH, isDefault: true };
+  const fromEnv = env[SOCKET_ENV];
+  if (fromEnv !== undefined && fromEnv !== "") return { path: fromEnv, isDefault: false };
+  return { path: defaultSocketPath(env), isDefault: true };
 }
 
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {

@@ -44,5 +44,8 @@ export const MAX_REQUEST_TIMEOUT_MS = 600_000;
 /** Largest `id` and `sid` value: both are unsigned 32-bit on the wire. */
 export const MAX_ID = 0xffff_ffff;
 
-/** Prefix of the broker's private reply subjects; clients cannot subscribe or publish to it directly. */
+/**
+ * Prefix of the broker's private reply subjects. Clients may not subscribe or
+ * send requests to it; publishing to one is how a responder replies.
+ */
 export const INBOX_PREFIX = "_INBOX.";

@@ -87,6 +87,8 @@ export interface PeerStatus {
   exe: string | null;
   identityMethod: string;
   connectedAt: string;
+  subscriptionCount: number;
+  /** The first STATUS_MAX_SUBSCRIPTIONS_LISTED (64) subscriptions. */
   subscriptions: Array<{ sid: number; subject: string; queue?: string }>;
   msgsIn: number;
   msgsOut: number;
@@ -100,6 +102,8 @@ export interface BrokerStatus {
   pid: number;
   startedAt: string;
   peers: PeerStatus[];
+  subjectCount: number;
+  /** The first STATUS_MAX_SUBJECTS_LISTED (1000) subscribed patterns, sorted. */
   subjects: Array<{ subject: string; subscribers: number }>;
   retained: { count: number; bytes: number; maxCount: number; maxBytes: number };
   pendingRequests: number;

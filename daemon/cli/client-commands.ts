@@ -124,7 +124,7 @@ function printStatus(status: BrokerStatus): void {
   out(`peers: ${status.peers.length}`);
   for (const p of status.peers) {
     const who = `pid ${p.pid ?? "?"} uid ${p.uid ?? "?"} ${p.exe ?? "(exe unknown)"}`;
-    out(`  #${p.id} ${p.name || "(no name)"}  ${who}  subs ${p.subscriptions.length}  in ${p.msgsIn}  out ${p.msgsOut}  dropped ${p.dropped}`);
+    out(`  #${p.id} ${p.name || "(no name)"}  ${who}  subs ${p.subscriptionCount}  in ${p.msgsIn}  out ${p.msgsOut}  dropped ${p.dropped}`);
   }
   out(`subscribed subjects: ${status.subjects.length}`);
   for (const s of status.subjects) out(`  ${s.subject}  ${s.subscribers}`);

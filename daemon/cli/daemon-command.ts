@@ -30,7 +30,7 @@ function parseLimitFlags(flags: string[] | undefined): Partial<BrokerLimitOption
     const match = /^([A-Za-z]+)=(\d+)$/.exec(flag);
     if (match === null) throw new CliError(`--limit "${flag}" is not NAME=INTEGER`, EXIT_USAGE);
     const [, name, value] = match as unknown as [string, string, string];
-    if (!(name in DEFAULT_BROKER_LIMITS)) {
+    if (!Object.hasOwn(DEFAULT_BROKER_LIMITS, name)) {
       throw new CliError(`--limit: unknown limit "${name}"; known: ${Object.keys(DEFAULT_BROKER_LIMITS).join(", ")}`, EXIT_USAGE);
     }
     limits[name as keyof BrokerLimitOptions] = Number(value);

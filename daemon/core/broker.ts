@@ -29,6 +29,14 @@ export interface BrokerOptions {
   observers?: PublishObserver[];
 }
 
+/**
+ * Subscriptions listed per peer in `status` (the count is always exact), and
+ * subjects listed: keeps a status answer of a full broker (1000 peers) within
+ * a few MiB, under every client's frame limit.
+ */
+export const STATUS_MAX_SUBSCRIPTIONS_LISTED = 64;
+export const STATUS_MAX_SUBJECTS_LISTED = 1000;
+
 /** cbor-x writes numbers above 2^32 as floats; a BigInt goes out as a CBOR unsigned integer. */
 function wireUint(value: number): number | bigint {
   return value > 0xffff_ffff ? BigInt(value) : value;
@@ -134,6 +142,7 @@ export class Broker implements SessionHost {
 
   status(): BrokerStatus {
     const peers: PeerStatus[] = [];
+    const subjects = this.#index.patterns();
     for (const s of this.#sessions.values()) {
       const { pid, uid, gid, exe, method } = s.link.identity;
       peers.push({
@@ -146,16 +155,17 @@ export class Broker implements SessionHost {
         exe,
         identityMethod: method,
         connectedAt: s.connectedAt.toISOString(),
-        subscriptions: [...s.subscriptions.values()].map((sub) => ({
+        subscriptionCount: s.subscriptions.size,
+        subscriptions: [...s.subscriptions.values()].slice(0, STATUS_MAX_SUBSCRIPTIONS_LISTED).map((sub) => ({
           sid: sub.sid,
           subject: sub.subject,
           ...(sub.queue === undefined ? {} : { queue: sub.queue }),
         })),
-        msgsIn: s.msgsIn,
-        msgsOut: s.msgsOut,
-        bytesIn: s.bytesIn,
-        bytesOut: s.link.bytesSent,
-        dropped: s.dropped,
+        msgsIn: wireUint(s.msgsIn) as number,
+        msgsOut: wireUint(s.msgsOut) as number,
+        bytesIn: wireUint(s.bytesIn) as number,
+        bytesOut: wireUint(s.link.bytesSent) as number,
+        dropped: wireUint(s.dropped) as number,
       });
     }
     return {
@@ -163,12 +173,13 @@ export class Broker implements SessionHost {
       pid: process.pid,
       startedAt: this.startedAt.toISOString(),
       peers,
-      subjects: this.#index.patterns(),
+      subjectCount: subjects.length,
+      subjects: subjects.slice(0, STATUS_MAX_SUBJECTS_LISTED),
       retained: {
         count: this.#retained.count,
-        bytes: this.#retained.bytes,
+        bytes: wireUint(this.#retained.bytes) as number,
         maxCount: this.#retained.maxEntries,
-        maxBytes: this.#retained.maxBytes,
+        maxBytes: wireUint(this.#retained.maxBytes) as number,
       },
       pendingRequests: this.#requests.size,
     };
@@ -254,7 +265,7 @@ export class Broker implements SessionHost {
         for (const owner of match.plainOwners) this.#deliver(owner, shared);
       }
       for (const group of match.groups) {
-        const member = this.#index.pickMember(group);
+        const member = this.#index.pickMember(op.subject, group);
         this.#deliver(member.owner, new Outbound({ ...msg, queue: group.name }));
       }
     }
@@ -297,7 +308,7 @@ export class Broker implements SessionHost {
     // ">", say) is chosen only when no group listens.
     const match = this.#index.match(op.subject);
     const group = match.groups[0];
-    const target = group !== undefined ? this.#index.pickMember(group) : match.firstPlain;
+    const target = group !== undefined ? this.#index.pickMember(op.subject, group) : match.firstPlain;
     if (target === undefined) {
       session.error("no_responders", `nobody is subscribed to "${op.subject}"`, op.id, op.subject);
       return;
@@ -315,7 +326,6 @@ export class Broker implements SessionHost {
     const queued = session.link.send(message);
     session.msgsOut++;
     if (queued > this.limits.maxOutboundBytesPerPeer) {
-      session.dropped++;
       session.fail(
         "slow_consumer",
         `${queued} bytes were waiting to be read, over the limit of ${this.limits.maxOutboundBytesPerPeer}`,

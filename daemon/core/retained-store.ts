@@ -45,9 +45,11 @@ export class RetainedStore {
     return this.#values.get(subject);
   }
 
-  /** Retained values whose subject satisfies `matches`, oldest first. */
-  *matching(matches: (subject: string) => boolean): Iterable<RetainedValue> {
-    for (const value of this.#values.rvalues()) if (value !== undefined && matches(value.subject)) yield value;
+  /** Retained values whose subject satisfies `matches`, in publish order (by seq). */
+  matching(matches: (subject: string) => boolean): RetainedValue[] {
+    const found: RetainedValue[] = [];
+    for (const value of this.#values.values()) if (value !== undefined && matches(value.subject)) found.push(value);
+    return found.sort((a, b) => a.seq - b.seq);
   }
 
   get count(): number {

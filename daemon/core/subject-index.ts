@@ -40,7 +40,7 @@ function newNode<S>(): TrieNode<S> {
 /** Hot subjects whose match set is kept; beyond this, the least recent are recomputed. */
 export const MATCH_CACHE_ENTRIES = 4096;
 
-/** Queue groups whose round-robin position is remembered; a forgotten one restarts at its first member. */
+/** (subject, queue group) pairs whose round-robin position is remembered; a forgotten one restarts at its first member. */
 export const QUEUE_CURSOR_ENTRIES = 10_000;
 
 export class SubjectIndex<Owner, S extends IndexedSubscription<Owner>> {
@@ -50,7 +50,10 @@ export class SubjectIndex<Owner, S extends IndexedSubscription<Owner>> {
   // Insertion order of subscriptions, so "first" is stable across trie shapes.
   readonly #rank = new WeakMap<S, number>();
   readonly #cache = new LRUCache<string, MatchSet<Owner, S>>({ max: MATCH_CACHE_ENTRIES });
-  // Kept apart from the match cache so subscription churn does not reset the rotation.
+  // Kept apart from the match cache so subscription churn does not reset the
+  // rotation; keyed by subject and group, because one group name (the SDK's
+  // "responders") serves many subjects with different members, and one shared
+  // cursor would let interleaved subjects starve members.
   readonly #cursors = new LRUCache<string, { next: number }>({ max: QUEUE_CURSOR_ENTRIES });
 
   get size(): number {
@@ -115,12 +118,13 @@ export class SubjectIndex<Owner, S extends IndexedSubscription<Owner>> {
     return set;
   }
 
-  /** The member of `group` whose turn it is (round-robin per group name). */
-  pickMember(group: QueueGroupMatch<S>): S {
-    let cursor = this.#cursors.get(group.name);
+  /** The member of `group` whose turn it is for `subject` (round-robin per subject and group). */
+  pickMember(subject: string, group: QueueGroupMatch<S>): S {
+    const key = `${group.name} ${subject}`;
+    let cursor = this.#cursors.get(key);
     if (cursor === undefined) {
       cursor = { next: 0 };
-      this.#cursors.set(group.name, cursor);
+      this.#cursors.set(key, cursor);
     }
     const member = group.members[cursor.next % group.members.length] as S;
     cursor.next = (cursor.next + 1) % 0x4000_0000;

@@ -1,0 +1,9 @@
+// xpcbus broker API: `import { startDaemon, Broker } from "xpcbus/daemon"`.
+// Embed the broker core with a transport of your choice, or run the whole daemon.
+export * from "./core/index.js";
+export { startDaemon, resolveSocketPath, SHUTDOWN_GRACE_MS, type DaemonOptions, type RunningDaemon } from "./daemon-process.js";
+export type { ServerTransport, BrokerAttachment } from "./transports/server-transport.js";
+export { UnixSocketServer, socketIsLive, LIVE_PROBE_TIMEOUT_MS, type UnixServerOptions } from "./transports/unix-socket-server.js";
+export { CLOSE_FLUSH_TIMEOUT_MS } from "./transports/unix-peer-link.js";
+export { createLogger, parseLogLevel, LOG_LEVEL_ENV, DEFAULT_LOG_LEVEL } from "./logger.js";
+export { fileSequenceFloor } from "./sequence-file.js";

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# npm run check:apple — type-checks native/src (the apple half and the shared
+# files) against Apple's SDK headers with ../shared/tools/apple-check.
+# Exits 0 with a "skipped" line when the checker or its header tree is absent,
+# so machines without them (CI) are not failed by a tool they cannot have.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+checker=${APPLE_CHECK:-$root/../shared/tools/apple-check/run.sh}
+headers=${APPLE_HEADERS:-${TMPDIR:-/tmp}/apple-sdk-headers}
+if [ ! -x "$checker" ] && [ ! -f "$checker" ]; then
+  echo "check:apple skipped: apple-check not found at $checker (set APPLE_CHECK)"
+  exit 0
+fi
+if [ ! -d "$headers/MacOSX14.2.sdk" ]; then
+  echo "check:apple skipped: no Apple header tree at $headers. Build it from a snapshot of"
+  echo "  github:hexops/xcode-frameworks: bash $(dirname "$checker")/build-headers.sh <its git dir>"
+  exit 0
+fi
+if ! command -v clang >/dev/null 2>&1; then
+  echo "check:apple skipped: clang is not installed (apt-get install -y clang)"
+  exit 0
+fi
+# Mirror binding.gyp's defines and include path.
+exec bash "$checker" -p "$root" -x '*/linux/*' "$root/native/src" -- \
+  -I"$root/native/src" -DNAPI_VERSION=8 -DNAPI_DISABLE_CPP_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED
