@@ -1,0 +1,79 @@
+// Spawning the real broker and benchmark clients, and reading the one JSON
+// result line each client prints when it is done.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+/** dist/bench/support → dist */
+export const DIST = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const CLI = join(DIST, "daemon", "cli", "main.js");
+
+export function clientScript(name: string): string {
+  return join(DIST, "bench", "clients", `${name}.js`);
+}
+
+export function scratchDir(): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), "xpcbus-bench-"));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export interface Spawned {
+  child: ChildProcess;
+  /** The first stdout line that is a JSON object, parsed. */
+  result<T>(): Promise<T>;
+  /** Resolves at the first stdout line equal to `line`. */
+  line(line: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function spawnNode(script: string, args: string[]): Spawned {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ["pipe", "pipe", "inherit"] });
+  const lines: string[] = [];
+  const waiters: Array<(line: string) => void> = [];
+  createInterface({ input: child.stdout! }).on("line", (l) => {
+    lines.push(l);
+    for (const w of waiters) w(l);
+  });
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const waitLine = (test: (l: string) => boolean): Promise<string> =>
+    new Promise((resolvePromise, reject) => {
+      const seen = lines.find(test);
+      if (seen !== undefined) return resolvePromise(seen);
+      waiters.push((l) => test(l) && resolvePromise(l));
+      void exited.then(() => reject(new Error(`${script} exited before printing the expected line`)));
+    });
+  return {
+    child,
+    result: async <T>() => JSON.parse(await waitLine((l) => l.startsWith("{"))) as T,
+    line: async (wanted) => void (await waitLine((l) => l === wanted)),
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+/** Starts `xpcbus daemon` on `socket` and resolves once it says ready. */
+export async function startBroker(socket: string): Promise<{ pid: number; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, [CLI, "daemon", "--socket", socket, "--log-level", "warn"], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  // At log level warn there is no ready line: wait until the socket answers.
+  const { socketIsLive } = await import("../../daemon/transports/unix-socket-server.js");
+  for (let i = 0; i < 200 && !(await socketIsLive(socket)); i++) {
+    if (child.exitCode !== null) throw new Error(`broker exited: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return {
+    pid: child.pid!,
+    stop: async () => {
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
