@@ -199,3 +199,46 @@ describe("options", () => {
     expect(PACKAGE_VERSION).toBe(pkg.version);
   });
 });
+
+describe("broker core through its transport seam", () => {
+  it("encodes a publish once and hands the same bytes to every subscriber", async () => {
+    const { Broker } = await import("./core/broker.js");
+    const { encodeFrame } = await import("../client-sdk/protocol/frame-codec.js");
+    type Link = import("./core/peer-link.js").PeerLink & { frames: unknown[] };
+    let msgEncodings = 0;
+    const encoder = {
+      encode: (m: { op: string }) => {
+        if (m.op === "msg") msgEncodings++;
+        return encodeFrame(m);
+      },
+      sizeOf: (b: Buffer) => b.length,
+    };
+    const broker = new Broker();
+    const peers = Array.from({ length: 100 }, () => {
+      const link: Link = {
+        transport: "memory",
+        identity: { pid: null, uid: null, gid: null, exe: null, method: "none" },
+        bytesSent: 0,
+        frames: [],
+        send(out) {
+          this.frames.push(out.encodedFor(encoder as never));
+          return 0;
+        },
+        close() {},
+      };
+      const inbound = broker.attach(link);
+      inbound.message({ op: "hello", v: 1 }, 10);
+      inbound.message({ op: "sub", sid: 1, subject: "fan.*" }, 10);
+      inbound.message({ op: "sub", sid: 2, subject: "fan.>" }, 10);
+      return { link, inbound };
+    });
+    peers[0]!.inbound.message({ op: "pub", subject: "fan.out", p: Buffer.from("x") }, 10);
+    expect(msgEncodings).toBe(1);
+    const delivered = peers.map((p) => p.link.frames.at(-1));
+    expect(new Set(delivered).size).toBe(1);
+    for (const p of peers) p.inbound.ended();
+    expect(broker.peerCount).toBe(0);
+    expect(broker.status().subjects).toEqual([]);
+    broker.close();
+  });
+});

@@ -72,7 +72,7 @@ describe("daemon process", () => {
     expect(refused.stderr).toMatch(/not a socket/);
   });
 
-  it("on SIGTERM tells connected clients bye, removes its socket and exits 0 within 2 s", async () => {
+  it.each(["SIGTERM", "SIGINT"] as const)("on %s tells connected clients bye, removes its socket and exits 0 within 2 s", async (signal) => {
     const broker = await startBroker();
     const client = spawnClient(
       broker.socket,
@@ -93,7 +93,7 @@ emit("closed", { code: error?.code });
     await new Promise((r) => raw.once("connect", r));
     await client.event("ready");
     const started = Date.now();
-    const exit = await broker.kill("SIGTERM");
+    const exit = await broker.kill(signal);
     expect(exit.code).toBe(0);
     expect(Date.now() - started).toBeLessThan(2000);
     await client.event("closed");
@@ -102,6 +102,31 @@ emit("closed", { code: error?.code });
     const bye = decodeFrameBody(Buffer.concat(frames).subarray(4));
     expect(bye).toEqual({ message: { op: "bye", code: "shutdown", reason: expect.any(String) } });
     expect(() => statSync(broker.socket)).toThrow();
+  });
+});
+
+describe("logging", () => {
+  it("takes its level from $XPCBUS_LOG_LEVEL (overridden by --log-level), one JSON line per event", async () => {
+    const { spawn } = await import("node:child_process");
+    const { CLI, LineReader } = await import("./test-support/harness.js");
+    const socket = join(tempDir(), "b.sock");
+    const child = spawn(process.execPath, [CLI, "daemon", "--socket", socket], {
+      env: { ...process.env, XPCBUS_LOG_LEVEL: "debug" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    try {
+      const stderr = new LineReader(child.stderr);
+      await stderr.waitForJson((l) => l["msg"] === "ready");
+      await statusOf(socket);
+      const connected = await stderr.waitForJson((l) => l["msg"] === "peer connected");
+      expect(connected).toMatchObject({ level: 20, peer: expect.any(Number), pid: expect.any(Number), exe: process.execPath });
+      expect(stderr.lines.every((l) => l.startsWith("{"))).toBe(true);
+    } finally {
+      child.kill("SIGKILL");
+    }
+    const bad = await runCli(["daemon", "--socket", socket, "--log-level", "loud"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/log level "loud"/);
   });
 });
 
