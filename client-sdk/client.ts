@@ -20,6 +20,10 @@ import type { BrokerLimits, BrokerStatus, ClientOp, PayloadEncoding } from "./pr
 import { decodePayload, encodePayload, type Payload } from "./protocol/payload.js";
 import { subjectMatches, subjectProblem, queueNameProblem } from "./protocol/subject.js";
 import { Subscription, type Message, type SubscribeOptions, type SubscriptionOwner } from "./subscription.js";
+import { Watch, type WatchOptions, type WatchOwner } from "./watch.js";
+import { openNotifyBackend, type NotifyBackend, type NotifyToken } from "./notify/notify-backend.js";
+import { notifyNameProblem, subjectNotifyName } from "./protocol/notify-name.js";
+import type { NotifyInfo } from "./protocol/messages.js";
 
 export interface ReconnectOptions {
   /** Reconnect after losing the broker (default true). */
@@ -100,13 +104,23 @@ interface PendingOp {
 
 type State = "connected" | "reconnecting" | "closed";
 
+/** One watched notification name: its registration and the Watch objects on it. */
+interface WatchedName {
+  readonly name: string;
+  readonly subject: string | undefined;
+  readonly watches: Set<Watch>;
+  token: NotifyToken | undefined;
+  fetching: boolean;
+  fetchAgain: boolean;
+}
+
 export interface ClientSettings {
   name: string;
   reconnect: ReconnectOptions;
   requestTimeoutMs: number;
 }
 
-export class Client extends EventEmitter<ClientEvents> implements SubscriptionOwner {
+export class Client extends EventEmitter<ClientEvents> implements SubscriptionOwner, WatchOwner {
   readonly #transport: ClientTransport;
   readonly #settings: ClientSettings;
   #connection: ClientConnection | undefined;
@@ -128,6 +142,9 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
     this.#resolveClosed = resolve;
   });
   #reconnectTimer: NodeJS.Timeout | undefined;
+  #notifyInfo: NotifyInfo | undefined;
+  #notifyBackend: NotifyBackend | undefined;
+  readonly #watched = new Map<string, WatchedName>();
 
   /** Use `connect()`; the constructor does no I/O. */
   constructor(transport: ClientTransport, settings: ClientSettings) {
@@ -267,6 +284,71 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
     }
   }
 
+  // ---- notifications ----
+
+  /**
+   * Wakes on every publish to `subject` (a concrete subject: wildcards are for
+   * subscribe()), without receiving the payload: the broker posts the
+   * subject's notification name and this process sleeps in the kernel until
+   * then. With `fetch`, each wake-up also gets the retained value.
+   */
+  async watch(subject: string, options: WatchOptions = {}): Promise<Watch> {
+    this.#checkOpen();
+    const problem = subjectProblem(subject, true);
+    if (problem !== undefined) throw new InvalidSubjectError(problem);
+    if (subjectProblem(subject, false) !== undefined) {
+      throw new InvalidSubjectError(`watch() needs a concrete subject, not the pattern "${subject}"; wildcards are for subscribe()`);
+    }
+    return this.#addWatch(subjectNotifyName(this.#notifyPrefix(), subject), subject, options);
+  }
+
+  /** Wakes when the notification `name` is posted (any name, as notify(3) has them). */
+  async watchName(name: string, options: Omit<WatchOptions, "fetch"> = {}): Promise<Watch> {
+    this.#checkOpen();
+    checkNotifyName(name);
+    if ((options as WatchOptions).fetch !== undefined) throw new InvalidArgumentError("fetch needs a subject: use watch(subject)");
+    this.#notifyPrefix();
+    return this.#addWatch(name, undefined, options);
+  }
+
+  /** Posts the notification `name` through the broker, setting its state first when given. */
+  async post(name: string, state?: bigint | number): Promise<void> {
+    this.#checkOpen();
+    checkNotifyName(name);
+    const op: ClientOp = { op: "post", name };
+    if (state !== undefined) op.state = toState(state);
+    await this.#call(op);
+  }
+
+  /** The 64-bit state of the notification `name`. */
+  async notifyState(name: string): Promise<bigint> {
+    this.#checkOpen();
+    checkNotifyName(name);
+    const fields = await this.#call({ op: "state", name, id: 0 });
+    return toState(fields["state"] as number | bigint);
+  }
+
+  /** The notification prefix of this broker's subjects (`<prefix>.<subject>`). */
+  get notifyPrefix(): string | undefined {
+    return this.#notifyInfo?.prefix;
+  }
+
+  async unwatch(watch: Watch): Promise<void> {
+    const entry = this.#watched.get(watch.name);
+    if (entry === undefined || !entry.watches.delete(watch)) return;
+    watch.end();
+    if (entry.watches.size > 0) return;
+    this.#watched.delete(watch.name);
+    if (entry.token !== undefined) this.#notifyBackend?.remove(entry.token);
+    if (this.#state === "connected") {
+      try {
+        await this.#call({ op: "unwatch", name: watch.name });
+      } catch (error) {
+        if (!(error instanceof XpcbusError) || (error.code !== "disconnected" && error.code !== "closed")) throw error;
+      }
+    }
+  }
+
   // ---- broker information ----
 
   async status(): Promise<BrokerStatus> {
@@ -317,7 +399,7 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
     this.emit("slowConsumer", { subject: sub.subject, sid: sub.sid, dropped });
   }
 
-  callbackFailed(_sub: Subscription | undefined, error: unknown): void {
+  callbackFailed(_source: Subscription | Watch | undefined, error: unknown): void {
     // Surface on the next tick, outside the dispatch loop, as an unhandled error would be.
     queueMicrotask(() => {
       throw error;
@@ -325,6 +407,134 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
   }
 
   // ---- internals ----
+
+  #notifyPrefix(): string {
+    const prefix = this.#notifyInfo?.prefix;
+    if (prefix === undefined) throw new XpcbusError("notify_unavailable", "this broker posts no notifications");
+    return prefix;
+  }
+
+  async #addWatch(name: string, subject: string | undefined, options: WatchOptions): Promise<Watch> {
+    const watch = new Watch(this, name, subject, options);
+    let entry = this.#watched.get(name);
+    if (entry === undefined) {
+      entry = { name, subject, watches: new Set(), token: undefined, fetching: false, fetchAgain: false };
+      this.#watched.set(name, entry);
+    }
+    entry.watches.add(watch);
+    if (entry.token === undefined && this.#state === "connected") {
+      try {
+        const state = await this.#register(entry);
+        watch.lastState = state;
+      } catch (error) {
+        await this.unwatch(watch);
+        throw error;
+      }
+    } else if (entry.token !== undefined) {
+      watch.lastState = entry.token.state();
+    }
+    // While reconnecting, the name is registered with all the others once connected.
+    return watch;
+  }
+
+  /** Registers `entry`'s name with the broker and the notify backend; resolves with its state. */
+  async #register(entry: WatchedName): Promise<bigint> {
+    const fields = await this.#call({ op: "watch", name: entry.name, id: 0 });
+    const state = toState(fields["state"] as number | bigint);
+    const backend = this.#backend();
+    if (entry.token !== undefined) backend.remove(entry.token);
+    entry.token = backend.add(entry.name, {
+      slot: typeof fields["slot"] === "number" ? fields["slot"] : undefined,
+      hash: typeof fields["hash"] === "number" ? fields["hash"] : undefined,
+      state,
+    });
+    return state;
+  }
+
+  #backend(): NotifyBackend {
+    if (this.#notifyBackend !== undefined) return this.#notifyBackend;
+    const info = this.#notifyInfo;
+    if (info === undefined) throw new XpcbusError("notify_unavailable", "this broker posts no notifications");
+    this.#notifyBackend = openNotifyBackend(info, () => this.#onNotifyWake());
+    return this.#notifyBackend;
+  }
+
+  /** A native waiter saw posts: find which names moved and wake their watches. */
+  #onNotifyWake(): void {
+    if (this.#state === "closed") return;
+    for (const entry of this.#watched.values()) {
+      if (entry.token !== undefined && entry.token.changed()) this.#wake(entry, entry.token.state());
+    }
+  }
+
+  #wake(entry: WatchedName, state: bigint): void {
+    let fetchWanted = false;
+    for (const watch of entry.watches) {
+      if (watch.fetch) fetchWanted = true;
+      else watch.deliver({ name: entry.name, subject: entry.subject, state, seq: Number(state) });
+    }
+    if (fetchWanted) this.#fetch(entry);
+  }
+
+  /** Notify-then-fetch, one `get` at a time per name; wakes during a get cause one more get after it. */
+  #fetch(entry: WatchedName): void {
+    if (entry.fetching) {
+      entry.fetchAgain = true;
+      return;
+    }
+    entry.fetching = true;
+    void (async () => {
+      do {
+        entry.fetchAgain = false;
+        const state = entry.token?.state() ?? 0n;
+        const subject = entry.subject as string;
+        let event: { name: string; subject: string; state: bigint; seq: number; value?: Payload; valueSeq?: number } = {
+          name: entry.name,
+          subject,
+          state,
+          seq: Number(state),
+        };
+        try {
+          const got = await this.get(subject);
+          // The retained value belongs to this wake (or a later one) only if its seq is not older.
+          if (got.found && got.seq >= Number(state)) event = { ...event, value: got.data, valueSeq: got.seq };
+        } catch {
+          // Disconnected or closed: the wake is still delivered, without a value.
+        }
+        for (const watch of entry.watches) if (watch.fetch) watch.deliver(event);
+      } while (entry.fetchAgain && this.#state !== "closed");
+      entry.fetching = false;
+    })();
+  }
+
+  /** After a (re)connect: re-register every watched name; catch up on names that moved meanwhile. */
+  async #rewatch(): Promise<void> {
+    for (const entry of [...this.#watched.values()]) {
+      try {
+        const state = await this.#register(entry);
+        const seen = [...entry.watches].reduce((max, w) => (w.lastState > max ? w.lastState : max), 0n);
+        if (state > seen) this.#wake(entry, state);
+      } catch (error) {
+        if (this.#state !== "connected") return; // lost again: the next reconnect retries
+        if (error instanceof XpcbusError && this.listenerCount("brokerError") > 0) this.emit("brokerError", error as BrokerError);
+      }
+    }
+  }
+
+  #useNotifyInfo(info: NotifyInfo | undefined): void {
+    const previous = this.#notifyInfo;
+    this.#notifyInfo = info;
+    const same =
+      previous !== undefined &&
+      info !== undefined &&
+      previous.mechanism === info.mechanism &&
+      (info.mechanism !== "table" || (previous.mechanism === "table" && previous.table === info.table && previous.instance === info.instance));
+    if (same) return;
+    // A new broker made a new table: the old mapping shows nothing any more.
+    this.#notifyBackend?.close();
+    this.#notifyBackend = undefined;
+    for (const entry of this.#watched.values()) entry.token = undefined;
+  }
 
   #checkOpen(): void {
     if (this.#state === "closed") throw this.#closedError ?? new ClosedError();
@@ -436,6 +646,7 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
     this.#connection = connection;
     this.#peerId = fields["peer"] as number;
     this.#limits = fields["limits"] as BrokerLimits;
+    this.#useNotifyInfo(normaliseNotifyInfo(fields["notify"]));
     this.#state = "connected";
     // Subscriptions first, so nothing published by the buffered ops is missed.
     for (const sub of this.#subs.values()) {
@@ -452,6 +663,7 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
         if (pending !== undefined) pending.sent = true;
       }
     }
+    if (this.#watched.size > 0) void this.#rewatch();
   }
 
   #onMessage(map: Record<string, unknown>): void {
@@ -580,6 +792,10 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
     this.#outboxBytes = 0;
     for (const sub of this.#subs.values()) sub.end();
     this.#subs.clear();
+    for (const entry of this.#watched.values()) for (const watch of entry.watches) watch.end();
+    this.#watched.clear();
+    this.#notifyBackend?.close();
+    this.#notifyBackend = undefined;
     this.emit("closed", error);
     this.#resolveClosed(error);
   }
@@ -590,6 +806,33 @@ function subOp(sub: Subscription): ClientOp & { op: "sub" } {
   if (sub.queue !== undefined) op.queue = sub.queue;
   if (sub.replay) op.replay = true;
   return op;
+}
+
+function checkNotifyName(name: string): void {
+  const problem = notifyNameProblem(name);
+  if (problem !== undefined) throw new InvalidArgumentError(problem);
+}
+
+function toState(value: bigint | number): bigint {
+  const state = BigInt(value);
+  if (state < 0n || state >= 1n << 64n) throw new InvalidArgumentError("a notification state is an unsigned 64-bit integer");
+  return state;
+}
+
+function normaliseNotifyInfo(value: unknown): NotifyInfo | undefined {
+  if (value === null || typeof value !== "object") return undefined;
+  const info = value as Record<string, unknown>;
+  if (typeof info["prefix"] !== "string") return undefined;
+  if (info["mechanism"] === "table" && typeof info["table"] === "string") {
+    return {
+      mechanism: "table",
+      prefix: info["prefix"],
+      table: info["table"],
+      slots: Number(info["slots"]),
+      instance: BigInt(info["instance"] as number | bigint),
+    };
+  }
+  return { mechanism: "notify(3)", prefix: info["prefix"] };
 }
 
 function checkSubject(subject: string, wildcards: boolean): void {

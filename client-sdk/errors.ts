@@ -26,6 +26,12 @@ export const WIRE_ERROR_CODES = [
   "timeout",
   "responder_gone",
   "slow_consumer",
+  "invalid_name",
+  "reserved_name",
+  "not_watching",
+  "too_many_watches",
+  "notify_table_full",
+  "notify_unavailable",
   "shutdown",
   "internal",
 ] as const;

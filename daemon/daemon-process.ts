@@ -11,6 +11,12 @@ import type { BrokerLimitOptions } from "./core/options.js";
 import { fileSequenceFloor } from "./sequence-file.js";
 import { prepareSocketDir } from "./socket-dir.js";
 import { UnixSocketServer } from "./transports/unix-socket-server.js";
+import { DEFAULT_SERVICE_NAME, notifyNameProblem } from "../client-sdk/protocol/notify-name.js";
+import { InvalidArgumentError } from "../client-sdk/errors.js";
+import { parseLimits } from "./core/options.js";
+import type { Notifier } from "./core/notifier.js";
+import { DarwinNotifier } from "./notify/darwin-notifier.js";
+import { TableNotifier } from "./notify/table-notifier.js";
 
 /** How long a shutdown waits for peers to take their `bye` before the process exits anyway. */
 export const SHUTDOWN_GRACE_MS = 1_500;
@@ -24,6 +30,12 @@ export interface DaemonOptions {
   socketMode?: number;
   /** File that keeps sequence numbers growing across restarts (default `<socket>.seq`). */
   stateFile?: string;
+  /**
+   * Prefix of the notification names posted on publish (default: the service
+   * name, io.xpcbus.broker; on macOS a per-user broker adds `user.uid.<uid>.`
+   * in front so other users cannot post its names).
+   */
+  notifyPrefix?: string;
   limits?: Partial<BrokerLimitOptions>;
   logger: Logger;
 }
@@ -55,19 +67,29 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const log = options.logger;
   const { path, isDefault } = resolveSocketPath(options);
   prepareSocketDir(dirname(path), { mode: options.system === true ? 0o755 : 0o700, strict: isDefault });
-  const broker = new Broker({
-    limits: options.limits,
-    logger: log,
-    sequenceFloor: fileSequenceFloor(options.stateFile ?? `${path}.seq`, log),
-  });
+  const limits = parseLimits(options.limits);
   const transport = new UnixSocketServer({
     path,
     socketMode: options.socketMode,
-    maxFrameBytes: broker.limits.maxFrameBytes,
+    maxFrameBytes: limits.maxFrameBytes,
     logger: log,
   });
-  await transport.start(broker);
-  log.info({ socket: path, transport: transport.name }, "ready");
+  // Refuse before touching anything a running broker owns (its notify table).
+  await transport.checkAddress();
+  const notifier = createNotifier(options, path, limits.maxNotifySlots, limits.maxNotifyStates);
+  const broker = new Broker({
+    limits,
+    logger: log,
+    sequenceFloor: fileSequenceFloor(options.stateFile ?? `${path}.seq`, log),
+    notifier,
+  });
+  try {
+    await transport.start(broker);
+  } catch (error) {
+    notifier.close();
+    throw error;
+  }
+  log.info({ socket: path, transport: transport.name, notify: { ...notifier.info, instance: undefined } }, "ready");
 
   let stopping: Promise<void> | undefined;
   const stop = (reason = "the broker is shutting down"): Promise<void> => {
@@ -83,9 +105,20 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
         }),
       ]);
       clearTimeout(timer);
+      notifier.close();
       log.info("stopped");
     })();
     return stopping;
   };
   return { broker, socketPath: path, stop };
+}
+
+function createNotifier(options: DaemonOptions, socketPath: string, slots: number, maxStates: number): Notifier {
+  const uid = process.getuid?.() ?? 0;
+  const perUserDarwin = process.platform === "darwin" && options.system !== true;
+  const prefix = options.notifyPrefix ?? (perUserDarwin ? `user.uid.${uid}.${DEFAULT_SERVICE_NAME}` : DEFAULT_SERVICE_NAME);
+  const problem = notifyNameProblem(prefix);
+  if (problem !== undefined) throw new InvalidArgumentError(`notify prefix: ${problem}`);
+  if (process.platform === "darwin") return new DarwinNotifier(prefix, slots);
+  return new TableNotifier({ path: `${socketPath}.notify`, prefix, slots, maxStates });
 }

@@ -13,10 +13,10 @@
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-fno-exceptions"],
       "conditions": [
         ["OS=='linux'", {
-          "sources": ["src/linux/peer_credentials.cc"]
+          "sources": ["src/linux/peer_credentials.cc", "src/linux/notify_table.cc"]
         }],
         ["OS=='mac'", {
-          "sources": ["src/apple/peer_credentials.cc"],
+          "sources": ["src/apple/peer_credentials.cc", "src/apple/notify_center.cc"],
           "libraries": ["-lbsm"],
           "xcode_settings": {
             "CLANG_CXX_LANGUAGE_STANDARD": "c++17",

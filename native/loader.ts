@@ -16,10 +16,71 @@ export interface NativePeerCredentials {
   method: string;
 }
 
+/** Linux: the broker's read-write mapping of the notify table. */
+export interface NativeNotifyTableWriter {
+  readonly slotCount: number;
+  readonly instance: bigint;
+  /** Gives `slot` to the name with `nameHash` (0 frees it) and publishes `state`. */
+  assign(slot: number, nameHash: number, state: bigint): void;
+  /** Sets the state, bumps the generation, wakes waiters. */
+  post(slot: number, state: bigint): void;
+  state(slot: number): bigint;
+  generation(slot: number): number;
+  close(): void;
+}
+
+/** Linux: a client's read-only mapping of the notify table. */
+export interface NativeNotifyTableReader {
+  readonly slotCount: number;
+  readonly instance: bigint | null;
+  state(slot: number): bigint;
+  generation(slot: number): number;
+  nameHash(slot: number): number;
+  /** errno of an attempt to make the mapping writable (EACCES: it cannot be). */
+  writableErrno(): number;
+  close(): void;
+}
+
+/** Linux: a thread sleeping on slots' generations; `onWake` runs on the JS thread, coalesced. */
+export interface NativeNotifyWaiter {
+  readonly method: "futex_waitv" | "futex_wait" | null;
+  setSlots(slots: number[]): void;
+  close(): void;
+}
+
+/** macOS: notify(3) as the broker uses it. */
+export interface NativeNotifyPoster {
+  post(name: string, state: bigint): void;
+  state(name: string): bigint;
+  forget(name: string): void;
+  close(): void;
+}
+
+/** macOS: notify_register_dispatch; `onWake` runs on the JS thread, coalesced. */
+export interface NativeNotifyDispatchWatcher {
+  add(name: string): number;
+  remove(token: number): void;
+  drainChanged(): number[];
+  close(): void;
+}
+
 export interface NativeAddon {
   /** "linux" or "apple": which half of native/src was compiled in. */
   readonly platform: string;
   peerCredentials(fd: number): NativePeerCredentials;
+  // Linux half
+  NotifyTableWriter?: new (path: string, slots: number) => NativeNotifyTableWriter;
+  NotifyTableReader?: new (path: string) => NativeNotifyTableReader;
+  NotifyWaiter?: new (reader: NativeNotifyTableReader, onWake: () => void, options?: { perSlot?: boolean }) => NativeNotifyWaiter;
+  // Apple half
+  NotifyPoster?: new () => NativeNotifyPoster;
+  NotifyDispatchWatcher?: new (onWake: () => void) => NativeNotifyDispatchWatcher;
+  DarwinNotify?: {
+    registerCheck(name: string): number;
+    check(token: number): boolean;
+    getState(token: number): bigint;
+    cancel(token: number): void;
+  };
 }
 
 // Works from native/ (tests run the .ts sources) and from dist/native/ (built).

@@ -7,16 +7,34 @@ import { Encoder, type Options } from "cbor-x";
 import { FRAME_HEADER_BYTES } from "./limits.js";
 
 // Plain CBOR only: no records extension (other clients would not read it),
-// maps decode to objects, byte strings stay byte strings, 64-bit integers
-// decode to numbers (our sequence numbers stay below 2^53).
-// (`int64AsNumber` is a decoder option cbor-x implements but does not declare.)
+// maps decode to objects, byte strings stay byte strings. Integers with an
+// 8-byte argument decode to BigInt; normalise() turns those that fit in a
+// double exactly back into numbers, so only true uint64 values (notification
+// states above 2^53) stay BigInt.
 const cbor = new Encoder({
   useRecords: false,
   mapsAsObjects: true,
   tagUint8Array: false,
   variableMapSize: true,
-  int64AsNumber: true,
 } as Options);
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const MIN_SAFE = -MAX_SAFE;
+
+function normalise(value: unknown, depth: number): unknown {
+  if (typeof value === "bigint") return value <= MAX_SAFE && value >= MIN_SAFE ? Number(value) : value;
+  if (depth > 8 || value === null || typeof value !== "object" || value instanceof Uint8Array) return value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = normalise(value[i], depth + 1);
+    return value;
+  }
+  const map = value as Record<string, unknown>;
+  for (const key in map) {
+    const field = map[key];
+    if (typeof field === "bigint" || (typeof field === "object" && field !== null)) map[key] = normalise(field, depth + 1);
+  }
+  return map;
+}
 
 /**
  * CBOR-encodes one message and prefixes it with its length.
@@ -47,7 +65,7 @@ export function decodeFrameBody(body: Uint8Array): { message: Record<string, unk
   if (value === null || typeof value !== "object" || Array.isArray(value) || value instanceof Uint8Array || value instanceof Date) {
     return { fault: { code: "bad_frame", reason: "a frame must hold a CBOR map" } };
   }
-  return { message: value as Record<string, unknown> };
+  return { message: normalise(value, 0) as Record<string, unknown> };
 }
 
 /**

@@ -26,10 +26,29 @@ export interface GetOp { op: "get"; subject: string; id: number }
 export interface ReqOp { op: "req"; subject: string; p: Uint8Array; enc?: PayloadEncoding; timeout?: number; id: number }
 export interface PingOp { op: "ping"; id?: number }
 export interface StatusOp { op: "status"; id: number }
+/** Registers interest in a notification name (on Linux: gets its slot in the notify table). */
+export interface WatchOp { op: "watch"; name: string; id: number }
+export interface UnwatchOp { op: "unwatch"; name: string; id?: number }
+/** Posts a notification name through the broker, optionally setting its state first. */
+export interface PostOp { op: "post"; name: string; state?: bigint; id?: number }
+export interface StateOp { op: "state"; name: string; id: number }
 
-export type ClientOp = HelloOp | SubOp | UnsubOp | PubOp | GetOp | ReqOp | PingOp | StatusOp;
+export type ClientOp = HelloOp | SubOp | UnsubOp | PubOp | GetOp | ReqOp | PingOp | StatusOp | WatchOp | UnwatchOp | PostOp | StateOp;
 export type ClientOpName = ClientOp["op"];
-export const CLIENT_OPS: readonly ClientOpName[] = ["hello", "sub", "unsub", "pub", "get", "req", "ping", "status"];
+export const CLIENT_OPS: readonly ClientOpName[] = [
+  "hello",
+  "sub",
+  "unsub",
+  "pub",
+  "get",
+  "req",
+  "ping",
+  "status",
+  "watch",
+  "unwatch",
+  "post",
+  "state",
+];
 
 // ---- broker → client ----
 
@@ -41,9 +60,31 @@ export interface BrokerLimits {
   maxSubscriptionsPerPeer: number;
   maxPendingRequestsPerPeer: number;
   maxRequestTimeoutMs: number;
+  maxWatchesPerPeer: number;
 }
 
-export interface WelcomeMsg { op: "welcome"; v: number; peer: number; server: string; limits: BrokerLimits; id?: number }
+/** How this broker delivers notifications (`welcome.notify`). */
+export type NotifyInfo =
+  | {
+      /** Linux: the broker's shared table (docs/PROTOCOL.md, "Notify table"). */
+      mechanism: "table";
+      prefix: string;
+      table: string;
+      slots: number;
+      /** Changes whenever a broker recreates the table. */
+      instance: bigint;
+    }
+  | { /** macOS: Apple's notify(3); register names directly with notifyd. */ mechanism: "notify(3)"; prefix: string };
+
+export interface WelcomeMsg {
+  op: "welcome";
+  v: number;
+  peer: number;
+  server: string;
+  limits: BrokerLimits;
+  notify?: NotifyInfo;
+  id?: number;
+}
 
 export interface DeliverMsg {
   op: "msg";

@@ -14,6 +14,7 @@ export interface DaemonCommandOptions {
   socketMode?: string;
   logLevel?: string;
   stateFile?: string;
+  notifyPrefix?: string;
   limit?: string[];
 }
 
@@ -53,6 +54,7 @@ export async function daemonCommand(options: DaemonCommandOptions): Promise<void
       system: options.system,
       socketMode: parseMode(options.socketMode),
       stateFile: options.stateFile,
+      notifyPrefix: options.notifyPrefix,
       limits: parseLimitFlags(options.limit),
       logger,
     });

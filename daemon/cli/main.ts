@@ -7,6 +7,7 @@ import { PACKAGE_VERSION } from "../core/version.js";
 import { getCommand, pubCommand, reqCommand, statusCommand, subCommand } from "./client-commands.js";
 import { describe, exitCodeOf } from "./cli-error.js";
 import { daemonCommand } from "./daemon-command.js";
+import { notifyCheckCommand, notifyPostCommand, notifyStateCommand, notifyWaitCommand, watchCommand } from "./notify-commands.js";
 import { EXIT_OK, EXIT_USAGE } from "./exit-codes.js";
 
 function positiveInt(value: string): number {
@@ -40,6 +41,7 @@ function buildProgram(): Command {
     .option("--socket-mode <mode>", "octal mode of the socket file (default 0600)")
     .option("--state-file <path>", "where sequence numbers persist across restarts (default <socket>.seq)")
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent (default $XPCBUS_LOG_LEVEL or info)")
+    .option("--notify-prefix <prefix>", "prefix of the notification names posted on publish (default io.xpcbus.broker)")
     .option("--limit <name=value>", "set a broker limit, e.g. maxPeers=100 (repeatable; see docs/PROTOCOL.md)", collect)
     .action(daemonCommand);
 
@@ -89,6 +91,44 @@ function buildProgram(): Command {
     .option("--socket <path>", SOCKET_HELP)
     .option("--json", "print JSON")
     .action(statusCommand);
+
+  program
+    .command("watch")
+    .description("print one line per wake-up of a subject (notify), without receiving its messages")
+    .argument("<subject>", "a concrete subject (no wildcards)")
+    .option("--socket <path>", SOCKET_HELP)
+    .option("--fetch", "fetch the retained value at each wake-up")
+    .option("--json", "print JSON lines")
+    .option("--count <n>", "exit after n wake-ups", positiveInt)
+    .action(watchCommand);
+
+  const notify = program.command("notify").description("notification names, as notifyutil(1) does it, through the broker");
+  notify
+    .command("post")
+    .description("post a name (setting its state first with --state)")
+    .argument("<name>")
+    .option("--state <n>", "64-bit state to set before posting")
+    .option("--socket <path>", SOCKET_HELP)
+    .action(notifyPostCommand);
+  notify
+    .command("wait")
+    .description("block until the name is posted, then print its state")
+    .argument("<name>")
+    .option("--timeout <ms>", "give up after ms (exit 1)", positiveInt)
+    .option("--socket <path>", SOCKET_HELP)
+    .action(notifyWaitCommand);
+  notify
+    .command("check")
+    .description("register the name and print notify_check's answer and the state")
+    .argument("<name>")
+    .option("--socket <path>", SOCKET_HELP)
+    .action(notifyCheckCommand);
+  notify
+    .command("state")
+    .description("print the name's 64-bit state")
+    .argument("<name>")
+    .option("--socket <path>", SOCKET_HELP)
+    .action(notifyStateCommand);
 
   return program;
 }

@@ -4,9 +4,25 @@
 // Unix socket and XPC.
 
 import pino, { type Logger } from "pino";
-import type { BrokerStatus, ClientOp, DeliverMsg, GetOp, PeerStatus, PubOp, ReqOp, SubOp, UnsubOp } from "../../client-sdk/protocol/messages.js";
+import type {
+  BrokerStatus,
+  ClientOp,
+  DeliverMsg,
+  GetOp,
+  PeerStatus,
+  PostOp,
+  PubOp,
+  ReqOp,
+  StateOp,
+  SubOp,
+  UnsubOp,
+  UnwatchOp,
+  WatchOp,
+} from "../../client-sdk/protocol/messages.js";
+import { postingProblem } from "../../client-sdk/protocol/notify-name.js";
 import { INBOX_PREFIX, MAX_SUBJECT_BYTES, MAX_SUBJECT_TOKENS, PROTOCOL_VERSION } from "../../client-sdk/protocol/limits.js";
-import { subjectMatches } from "../../client-sdk/protocol/subject.js";
+import { subjectMatches, subjectProblem } from "../../client-sdk/protocol/subject.js";
+import type { Notifier } from "./notifier.js";
 import { parseLimits, type BrokerLimitOptions } from "./options.js";
 import { Outbound, type PeerInbound, type PeerLink } from "./peer-link.js";
 import { RequestTable } from "./request-table.js";
@@ -27,6 +43,8 @@ export interface BrokerOptions {
   sequenceFloor?: SequenceFloor;
   logger?: Logger;
   observers?: PublishObserver[];
+  /** Posts notifications on publish and serves the notify ops; without one they answer `notify_unavailable`. */
+  notifier?: Notifier;
 }
 
 /**
@@ -52,6 +70,7 @@ export class Broker implements SessionHost {
   readonly #sequences: Sequences;
   readonly #requests = new RequestTable();
   readonly #observers: PublishObserver[];
+  readonly #notifier: Notifier | undefined;
   #nextPeerId = 1;
   #closing = false;
 
@@ -61,6 +80,7 @@ export class Broker implements SessionHost {
     this.#retained = new RetainedStore(this.limits.maxRetainedEntries, this.limits.maxRetainedBytes);
     this.#sequences = new Sequences(options.sequenceFloor ?? volatileSequenceFloor(), this.limits.maxTrackedSubjects);
     this.#observers = options.observers ?? [];
+    this.#notifier = options.notifier;
   }
 
   get peerCount(): number {
@@ -102,7 +122,9 @@ export class Broker implements SessionHost {
         maxSubscriptionsPerPeer: l.maxSubscriptionsPerPeer,
         maxPendingRequestsPerPeer: l.maxPendingRequestsPerPeer,
         maxRequestTimeoutMs: l.maxRequestTimeoutMs,
+        maxWatchesPerPeer: l.maxWatchesPerPeer,
       },
+      ...(this.#notifier === undefined ? {} : { notify: this.#notifier.info }),
       ...(id === undefined ? {} : { id }),
     });
   }
@@ -125,6 +147,14 @@ export class Broker implements SessionHost {
       case "status":
         session.send({ op: "ok", id: op.id, status: this.status() });
         return;
+      case "watch":
+        return this.#watch(session, op);
+      case "unwatch":
+        return this.#unwatch(session, op);
+      case "post":
+        return this.#post(session, op);
+      case "state":
+        return this.#state(session, op);
       case "hello":
         return; // handled by the session
     }
@@ -136,6 +166,8 @@ export class Broker implements SessionHost {
     this.#sessions.delete(session.id);
     for (const sub of session.subscriptions.values()) this.#index.remove(sub);
     session.subscriptions.clear();
+    for (const name of session.watching) this.#notifier?.unwatch(name);
+    session.watching.clear();
     this.#requests.dropPeer(session);
     session.log.debug("peer disconnected");
   }
@@ -269,6 +301,7 @@ export class Broker implements SessionHost {
         this.#deliver(member.owner, new Outbound({ ...msg, queue: group.name }));
       }
     }
+    this.#notifier?.published(op.subject, seq);
     for (const observer of this.#observers) observer.published(op.subject, seq);
     if (op.id !== undefined) session.send({ op: "ok", id: op.id, seq: wireUint(seq) });
   }
@@ -319,6 +352,70 @@ export class Broker implements SessionHost {
     if (op.enc !== undefined) msg.enc = op.enc;
     if (target.queue !== undefined) msg.queue = target.queue;
     this.#deliver(target.owner, new Outbound(msg));
+  }
+
+  // ---- notifications ----
+
+  #notifierFor(session: Session, id: number | undefined): Notifier | undefined {
+    if (this.#notifier === undefined) session.error("notify_unavailable", "this broker posts no notifications", id);
+    return this.#notifier;
+  }
+
+  /** The state a subject's name starts from: the subject's current sequence number. */
+  #initialState(name: string): bigint {
+    const prefix = `${this.#notifier?.info.prefix}.`;
+    if (!name.startsWith(prefix)) return 0n;
+    const subject = name.slice(prefix.length);
+    return subjectProblem(subject, false) === undefined ? BigInt(this.#sequences.current(subject)) : 0n;
+  }
+
+  #watch(session: Session, op: WatchOp): void {
+    const notifier = this.#notifierFor(session, op.id);
+    if (notifier === undefined) return;
+    const already = session.watching.has(op.name);
+    if (!already && session.watching.size >= this.limits.maxWatchesPerPeer) {
+      session.error("too_many_watches", `a peer may watch at most ${this.limits.maxWatchesPerPeer} names`, op.id);
+      return;
+    }
+    const registered = notifier.watch(op.name, this.#initialState(op.name));
+    if ("code" in registered) {
+      session.error(registered.code, registered.reason, op.id);
+      return;
+    }
+    // Watching a name twice from one connection counts once.
+    if (already) notifier.unwatch(op.name);
+    else session.watching.add(op.name);
+    session.send({ op: "ok", id: op.id, name: op.name, ...registered });
+  }
+
+  #unwatch(session: Session, op: UnwatchOp): void {
+    const notifier = this.#notifierFor(session, op.id);
+    if (notifier === undefined) return;
+    if (!session.watching.delete(op.name)) {
+      session.error("not_watching", `this connection does not watch "${op.name}"`, op.id);
+      return;
+    }
+    notifier.unwatch(op.name);
+    if (op.id !== undefined) session.send({ op: "ok", id: op.id });
+  }
+
+  #post(session: Session, op: PostOp): void {
+    const notifier = this.#notifierFor(session, op.id);
+    if (notifier === undefined) return;
+    const problem = postingProblem(op.name, session.link.identity.uid, notifier.info.prefix);
+    if (problem !== undefined) {
+      session.log.info({ name: op.name, reason: problem }, "post refused");
+      session.error("reserved_name", problem, op.id);
+      return;
+    }
+    notifier.post(op.name, op.state);
+    if (op.id !== undefined) session.send({ op: "ok", id: op.id });
+  }
+
+  #state(session: Session, op: StateOp): void {
+    const notifier = this.#notifierFor(session, op.id);
+    if (notifier === undefined) return;
+    session.send({ op: "ok", id: op.id, name: op.name, state: notifier.state(op.name) ?? this.#initialState(op.name) });
   }
 
   #deliver(session: Session, message: Outbound): void {

@@ -8,6 +8,7 @@ import { CLIENT_OPS, PAYLOAD_ENCODINGS } from "../../client-sdk/protocol/message
 import type { ClientOp, ClientOpName, PayloadEncoding } from "../../client-sdk/protocol/messages.js";
 import { INBOX_PREFIX, MAX_CLIENT_NAME_BYTES, MAX_ID } from "../../client-sdk/protocol/limits.js";
 import { queueNameProblem, subjectProblem } from "../../client-sdk/protocol/subject.js";
+import { notifyNameProblem } from "../../client-sdk/protocol/notify-name.js";
 import type { BrokerLimitOptions } from "./options.js";
 
 export interface OpFault {
@@ -88,6 +89,23 @@ class Fields {
       throw new Invalid("payload_too_large", `payload of ${value.byteLength} bytes is over the limit of ${maxBytes}`);
     }
     return value;
+  }
+
+  notifyName(): string {
+    const value = this.map["name"];
+    if (typeof value !== "string") throw this.#bad("name", "a text string");
+    const problem = notifyNameProblem(value);
+    if (problem !== undefined) throw new Invalid("invalid_name", problem);
+    return value;
+  }
+
+  /** A uint64 notification state: any CBOR unsigned integer (decoded as a number, or a bigint above 2^53). */
+  optionalState(): bigint | undefined {
+    const value = this.map["state"];
+    if (value === undefined) return undefined;
+    if (typeof value === "bigint" && value >= 0n && value < 1n << 64n) return value;
+    if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return BigInt(value);
+    throw this.#bad("state", "an unsigned 64-bit integer");
   }
 
   encoding(): PayloadEncoding | undefined {
@@ -171,5 +189,13 @@ function readOp(op: ClientOpName, f: Fields, limits: BrokerLimitOptions): Client
       return { op, id: f.optionalUint("id") };
     case "status":
       return { op, id: f.uint("id") };
+    case "watch":
+      return { op, name: f.notifyName(), id: f.uint("id") };
+    case "unwatch":
+      return { op, name: f.notifyName(), id: f.optionalUint("id") };
+    case "post":
+      return { op, name: f.notifyName(), state: f.optionalState(), id: f.optionalUint("id") };
+    case "state":
+      return { op, name: f.notifyName(), id: f.uint("id") };
   }
 }

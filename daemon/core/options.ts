@@ -30,6 +30,12 @@ export interface BrokerLimitOptions {
   maxOutboundBytesPerPeer: number;
   /** Milliseconds a new connection has to send `hello`. */
   helloTimeoutMs: number;
+  /** Most notification names one peer may watch at once. */
+  maxWatchesPerPeer: number;
+  /** Slots in the Linux notify table: names watched at once, over all peers. */
+  maxNotifySlots: number;
+  /** States of posted names nobody watches, remembered for a later watcher (least recent forgotten). */
+  maxNotifyStates: number;
   /** Timeout of a `req` that gives none, in milliseconds. */
   defaultRequestTimeoutMs: number;
   /** Longest `req` timeout accepted, in milliseconds. */
@@ -51,6 +57,10 @@ export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimitOptions> = Object.freeze
   // 8 MiB: eight maximum-size messages, or ~100k small ones, behind a reader.
   maxOutboundBytesPerPeer: 8 * 1024 * 1024,
   helloTimeoutMs: 5_000,
+  maxWatchesPerPeer: 1024,
+  // 4096 slots of 16 bytes: a 64 KiB table, sixteen pages every client maps.
+  maxNotifySlots: 4096,
+  maxNotifyStates: 10_000,
   defaultRequestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
   maxRequestTimeoutMs: MAX_REQUEST_TIMEOUT_MS,
 });

@@ -43,6 +43,8 @@ export class Session implements PeerInbound {
   readonly requesting = new Map<string, PendingRequestRef>();
   /** Requests handed to this peer to answer, by inbox. */
   readonly answering = new Map<string, PendingRequestRef>();
+  /** Notification names this peer watches. */
+  readonly watching = new Set<string>();
   name = "";
   msgsIn = 0;
   bytesIn = 0;

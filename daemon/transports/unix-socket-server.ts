@@ -52,6 +52,11 @@ export class UnixSocketServer implements ServerTransport {
     this.address = options.path;
   }
 
+  /** Refuses when a live broker answers on the path; replaces a stale socket file. start() does this too. */
+  async checkAddress(): Promise<void> {
+    await this.#clearStaleSocket(this.#options.path);
+  }
+
   async start(broker: BrokerAttachment): Promise<void> {
     const { path, logger } = this.#options;
     await this.#clearStaleSocket(path);

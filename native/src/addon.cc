@@ -1,10 +1,11 @@
 // The addon's entry point: platform-neutral conversion between the platform
-// halves and JS. Stateless for now, so it loads in any number of threads.
+// halves and JS. No global state, so it loads in any number of worker threads.
 #include <napi.h>
 
 #include <cstring>
 
 #include "peer_credentials.h"
+#include "platform.h"
 
 namespace {
 
@@ -44,6 +45,7 @@ Napi::Value PeerCredentialsJs(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentialsJs, "peerCredentials"));
   exports.Set("platform", Napi::String::New(env, xpcbus::kPlatformName));
+  xpcbus::InitPlatform(env, exports);
   return exports;
 }
 

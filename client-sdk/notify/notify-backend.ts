@@ -1,0 +1,40 @@
+// How a client learns that a notification name was posted: the Linux table
+// (table-backend.ts) or Apple's notify(3) (darwin-backend.ts). Both wake the
+// client through a native thread or queue, coalesced, and cost nothing while
+// nothing is posted.
+
+import type { NotifyInfo } from "../protocol/messages.js";
+import { DarwinNotifyBackend } from "./darwin-backend.js";
+import { TableNotifyBackend } from "./table-backend.js";
+
+/** What the broker said when the name was registered (`ok` of `watch`). */
+export interface NotifyRegistrationInfo {
+  slot?: number;
+  hash?: number;
+  state: bigint;
+}
+
+export interface NotifyToken {
+  readonly name: string;
+  /** True once per change: a memory read on Linux, notifyd's shared page on macOS. */
+  changed(): boolean;
+  /** The name's 64-bit state now. */
+  state(): bigint;
+}
+
+export interface NotifyBackend {
+  add(name: string, registration: NotifyRegistrationInfo): NotifyToken;
+  remove(token: NotifyToken): void;
+  close(): void;
+}
+
+export interface BackendOptions {
+  /** Linux only: one waiter thread per slot (FUTEX_WAIT) instead of futex_waitv; for tests and old kernels. */
+  perSlotWaiters?: boolean;
+}
+
+/** The backend for what `welcome.notify` announced; `onWake` runs on the JS thread after posts. */
+export function openNotifyBackend(info: NotifyInfo, onWake: () => void, options: BackendOptions = {}): NotifyBackend {
+  if (info.mechanism === "table") return new TableNotifyBackend(info.table, onWake, options.perSlotWaiters === true);
+  return new DarwinNotifyBackend(onWake);
+}
