@@ -41,7 +41,10 @@ export class TableNotifyBackend implements NotifyBackend {
   readonly #waiter: NativeNotifyWaiter;
   readonly #tokens = new Set<TableToken>();
 
+  readonly #onWake: () => void;
+
   constructor(table: string, onWake: () => void, perSlot: boolean) {
+    this.#onWake = onWake;
     const native = loadNative();
     if (native.NotifyTableReader === undefined || native.NotifyWaiter === undefined) {
       throw new XpcbusError("native_unavailable", "this build of the addon has no notify table reader (Linux only)");
@@ -81,5 +84,8 @@ export class TableNotifyBackend implements NotifyBackend {
 
   #rearm(): void {
     this.#waiter.setSlots([...new Set([...this.#tokens].map((t) => t.slot))]);
+    // A post between a token's creation and the waiter's new baseline would
+    // not wake the thread; one check now covers that window.
+    queueMicrotask(this.#onWake);
   }
 }

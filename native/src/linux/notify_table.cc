@@ -451,6 +451,9 @@ class NotifyWaiter : public Napi::ObjectWrap<NotifyWaiter> {
 
   struct Group {
     std::vector<uint32_t> slots;
+    // Generations when the set was given: a post after setSlots() returns wakes us,
+    // even if the thread has not started yet.
+    std::vector<uint32_t> baseline;
     std::atomic<uint32_t> control{0};
     std::atomic<bool> stop{false};
     std::thread thread;
@@ -488,6 +491,7 @@ class NotifyWaiter : public Napi::ObjectWrap<NotifyWaiter> {
     for (size_t start = 0; start < slots.size(); start += per_thread) {
       auto group = std::make_unique<Group>();
       group->slots.assign(slots.begin() + start, slots.begin() + std::min(slots.size(), start + per_thread));
+      for (uint32_t slot : group->slots) group->baseline.push_back(LoadGeneration(SlotAt(mapping_->base, slot)));
       Group* g = group.get();
       std::shared_ptr<Shared> shared = shared_;
       std::shared_ptr<TableMapping> mapping = mapping_;
@@ -499,8 +503,7 @@ class NotifyWaiter : public Napi::ObjectWrap<NotifyWaiter> {
 
   static void Run(Group* g, Shared* shared, TableMapping* mapping) {
     size_t n = g->slots.size();
-    std::vector<uint32_t> seen(n);
-    for (size_t i = 0; i < n; i++) seen[i] = LoadGeneration(SlotAt(mapping->base, g->slots[i]));
+    std::vector<uint32_t> seen = g->baseline;
     std::vector<FutexWaitv> waiters(n + 1);
     while (!g->stop.load()) {
       bool changed = false;

@@ -1,0 +1,150 @@
+// The Linux notify center's native half on its own: writer, reader, waiter,
+// in both waiting modes, and what happens after close.
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { loadNative } from "./loader.js";
+
+const native = loadNative();
+const linux = native.platform === "linux";
+const dir = mkdtempSync(join(tmpdir(), "xpcbus-notify-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const tablePath = (): string => join(dir, `t${++n}.notify`);
+
+/** Resolves when `predicate` holds after a wake, or rejects after `ms`. */
+function wakeUntil(wakes: { count: number; listeners: Array<() => void> }, predicate: () => boolean, ms = 2000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (predicate()) return resolve();
+    const timer = setTimeout(() => reject(new Error("no wake-up")), ms);
+    wakes.listeners.push(() => {
+      if (!predicate()) return;
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function counter(): { count: number; listeners: Array<() => void>; onWake: () => void } {
+  const c = {
+    count: 0,
+    listeners: [] as Array<() => void>,
+    onWake: () => {
+      c.count++;
+      for (const l of c.listeners) l();
+    },
+  };
+  return c;
+}
+
+describe.skipIf(!linux)("notify table (Linux)", () => {
+  const { NotifyTableWriter, NotifyTableReader, NotifyWaiter } = native as Required<typeof native>;
+
+  it("assigns, posts, and reads state, generation and owner hash; check costs a memory read", () => {
+    const path = tablePath();
+    const writer = new NotifyTableWriter(path, 16);
+    const reader = new NotifyTableReader(path);
+    expect(reader.slotCount).toBe(16);
+    expect(reader.instance).toBe(writer.instance);
+    expect(statSync(path).mode & 0o777).toBe(0o644);
+    writer.assign(3, 0xabc, 41n);
+    expect([reader.state(3), reader.generation(3), reader.nameHash(3)]).toEqual([41n, 1, 0xabc]);
+    const seen = reader.generation(3);
+    writer.post(3, 2n ** 64n - 1n);
+    expect(reader.generation(3)).toBe(seen + 1);
+    expect(reader.state(3)).toBe(2n ** 64n - 1n);
+    expect(writer.state(3)).toBe(2n ** 64n - 1n);
+    writer.close();
+    reader.close();
+  });
+
+  it("cannot be written through a client's mapping, nor opened for writing by another user", () => {
+    const path = tablePath();
+    const writer = new NotifyTableWriter(path, 4);
+    const reader = new NotifyTableReader(path);
+    expect(reader.writableErrno()).toBe(13); // EACCES: the file was opened read-only
+    writer.close();
+    reader.close();
+  });
+
+  it("rejects bad arguments, a file that is not a table, and a second writer", () => {
+    const path = tablePath();
+    const writer = new NotifyTableWriter(path, 4);
+    expect(() => writer.post(4, 1n)).toThrow(RangeError);
+    expect(() => writer.post(-1, 1n)).toThrow(RangeError);
+    expect(() => writer.post(0, 1 as never)).toThrow(/bigint/);
+    expect(() => writer.post(0, -1n)).toThrow(/64-bit/);
+    expect(() => new NotifyTableWriter(path, 4)).toThrow(/EEXIST|exists/);
+    expect(() => new NotifyTableWriter(tablePath(), 0)).toThrow(RangeError);
+    const junk = join(dir, "junk");
+    writeFileSync(junk, Buffer.alloc(100));
+    expect(() => new NotifyTableReader(junk)).toThrow(/not an xpcbus notify table/);
+    expect(() => new NotifyTableReader(join(dir, "missing"))).toThrow(/ENOENT|No such file/);
+    writer.close();
+  });
+
+  it("throws cleanly after close, for every object", () => {
+    const path = tablePath();
+    const writer = new NotifyTableWriter(path, 4);
+    const reader = new NotifyTableReader(path);
+    const waiter = new NotifyWaiter(reader, () => {});
+    waiter.close();
+    waiter.close();
+    expect(() => waiter.setSlots([0])).toThrow(/closed/);
+    reader.close();
+    expect(() => reader.state(0)).toThrow(/closed/);
+    expect(() => reader.generation(0)).toThrow(/closed/);
+    expect(() => new NotifyWaiter(reader, () => {})).toThrow(/closed/);
+    writer.close();
+    expect(() => writer.post(0, 1n)).toThrow(/closed/);
+    expect(() => new NotifyWaiter({} as never, () => {})).toThrow(/NotifyTableReader/);
+  });
+
+  for (const perSlot of [false, true]) {
+    describe(perSlot ? "waiter, one thread per slot (FUTEX_WAIT)" : "waiter, futex_waitv", () => {
+      it("wakes the JS thread on a post to a watched slot only, coalescing bursts", async () => {
+        const path = tablePath();
+        const writer = new NotifyTableWriter(path, 300);
+        const reader = new NotifyTableReader(path);
+        const wakes = counter();
+        const waiter = new NotifyWaiter(reader, wakes.onWake, { perSlot });
+        expect(waiter.method).toBe(perSlot ? "futex_wait" : "futex_waitv");
+        // More than one futex_waitv group (127 slots each).
+        waiter.setSlots([1, 200, 299]);
+        writer.post(5, 1n); // not watched
+        writer.post(299, 7n);
+        await wakeUntil(wakes, () => wakes.count >= 1);
+        const before = wakes.count;
+        for (let i = 0; i < 1000; i++) writer.post(1, BigInt(i));
+        await wakeUntil(wakes, () => wakes.count > before);
+        expect(wakes.count - before).toBeLessThan(1000);
+        expect(reader.state(1)).toBe(999n);
+        // After a new set, a formerly watched slot no longer wakes us.
+        waiter.setSlots([200]);
+        const settled = wakes.count;
+        writer.post(1, 1n);
+        writer.post(200, 9n);
+        await wakeUntil(wakes, () => wakes.count > settled);
+        expect(reader.state(200)).toBe(9n);
+        waiter.close();
+        reader.close();
+        writer.close();
+      });
+    });
+  }
+
+  it("keeps watching after its reader is closed (the mapping is shared until the waiter closes)", async () => {
+    const path = tablePath();
+    const writer = new NotifyTableWriter(path, 4);
+    const reader = new NotifyTableReader(path);
+    const wakes = counter();
+    const waiter = new NotifyWaiter(reader, wakes.onWake);
+    waiter.setSlots([2]);
+    reader.close();
+    writer.post(2, 5n);
+    await wakeUntil(wakes, () => wakes.count >= 1);
+    waiter.close();
+    writer.close();
+  });
+});
