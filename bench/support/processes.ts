@@ -38,7 +38,8 @@ export function spawnNode(script: string, args: string[]): Spawned {
     lines.push(l);
     for (const w of waiters) w(l);
   });
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  // "close", not "exit": every line the child wrote has been read by then.
+  const exited = new Promise<void>((r) => child.once("close", () => r()));
   const waitLine = (test: (l: string) => boolean): Promise<string> =>
     new Promise((resolvePromise, reject) => {
       const seen = lines.find(test);

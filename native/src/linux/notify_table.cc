@@ -1,9 +1,11 @@
 // Linux notify center: a shared table of slots (notify_layout.h).
 //
 // Writer (broker): post = store state, then bump the generation with release
-// order, then one FUTEX_WAKE on the generation word. Its cost does not depend
-// on how many processes only check the slot; waiters sleeping on the word are
-// woken by that one call.
+// order (a checking client sees it at once), then one FUTEX_WAKE on the
+// generation word. The kernel's work in that wake grows with the number of
+// threads asleep on the word (about 6 us each here), so the wake is made by a
+// waker thread of the writer, not by the JS thread: the broker's event loop
+// pays the same small cost per post however many processes watch.
 // Reader (clients): the file opened O_RDONLY and mapped PROT_READ, so a
 // client cannot write it (mmap or mprotect with PROT_WRITE fails with EACCES).
 // check = compare a generation with the last one seen: a memory read, no
@@ -27,6 +29,8 @@
 
 #include <atomic>
 #include <climits>
+#include <condition_variable>
+#include <mutex>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -125,6 +129,69 @@ TableMapping::~TableMapping() {
 // ---------------------------------------------------------------------------
 // Writer
 
+// Wakes the waiters of posted slots off the JS thread. Each slot is queued at
+// most once until its wake is made; posts meanwhile are covered by that wake.
+class Waker {
+ public:
+  explicit Waker(std::shared_ptr<TableMapping> mapping)
+      : mapping_(std::move(mapping)), queued_(mapping_->slot_count) {
+    for (auto& flag : queued_) flag.store(false, std::memory_order_relaxed);
+    thread_ = std::thread([this] { Run(); });
+  }
+
+  ~Waker() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    ready_.notify_one();
+    thread_.join();
+  }
+
+  void Wake(uint32_t slot) {
+    if (queued_[slot].exchange(true)) return;
+    bool idle;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      pending_.push_back(slot);
+      idle = idle_;
+    }
+    if (idle) ready_.notify_one();
+  }
+
+ private:
+  void Run() {
+    std::vector<uint32_t> batch;
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      idle_ = true;
+      ready_.wait(lock, [this] { return stop_ || !pending_.empty(); });
+      idle_ = false;
+      // Wake what is queued even when stopping: those posts happened.
+      batch.swap(pending_);
+      bool stopping = stop_;
+      lock.unlock();
+      for (uint32_t slot : batch) {
+        // Clear first: a post after this line queues the slot again.
+        queued_[slot].store(false);
+        FutexWake(&SlotAt(mapping_->base, slot)->generation);
+      }
+      batch.clear();
+      lock.lock();
+      if (stopping && pending_.empty()) return;
+    }
+  }
+
+  std::shared_ptr<TableMapping> mapping_;
+  std::vector<std::atomic<bool>> queued_;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::vector<uint32_t> pending_;
+  bool idle_ = false;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 class NotifyTableWriter : public Napi::ObjectWrap<NotifyTableWriter> {
  public:
   static Napi::Function Init(Napi::Env env) {
@@ -210,7 +277,7 @@ class NotifyTableWriter : public Napi::ObjectWrap<NotifyTableWriter> {
     if (!ReadState(info, 2, &state)) return env.Undefined();
     NotifySlot* slot = SlotAt(mapping_->base, index);
     __atomic_store_n(&slot->name_hash, info[1].As<Napi::Number>().Uint32Value(), __ATOMIC_RELAXED);
-    Bump(slot, state);
+    Bump(index, state);
     return env.Undefined();
   }
 
@@ -222,14 +289,16 @@ class NotifyTableWriter : public Napi::ObjectWrap<NotifyTableWriter> {
     if (!Open(env) || !ReadSlotIndex(info, 0, mapping_->slot_count, &index) || !ReadState(info, 1, &state)) {
       return env.Undefined();
     }
-    Bump(SlotAt(mapping_->base, index), state);
+    Bump(index, state);
     return env.Undefined();
   }
 
-  static void Bump(NotifySlot* slot, uint64_t state) {
+  void Bump(uint32_t index, uint64_t state) {
+    NotifySlot* slot = SlotAt(mapping_->base, index);
     __atomic_store_n(&slot->state, state, __ATOMIC_RELAXED);
     __atomic_fetch_add(&slot->generation, 1u, __ATOMIC_RELEASE);
-    FutexWake(&slot->generation);
+    if (!waker_) waker_ = std::make_unique<Waker>(mapping_);
+    waker_->Wake(index);
   }
 
   Napi::Value State(const Napi::CallbackInfo& info) {
@@ -256,11 +325,13 @@ class NotifyTableWriter : public Napi::ObjectWrap<NotifyTableWriter> {
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
+    waker_.reset();  // joins after making the wakes still queued
     mapping_.reset();
     return info.Env().Undefined();
   }
 
   std::shared_ptr<TableMapping> mapping_;
+  std::unique_ptr<Waker> waker_;
 };
 
 // ---------------------------------------------------------------------------
