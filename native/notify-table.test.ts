@@ -148,3 +148,75 @@ describe.skipIf(!linux)("notify table (Linux)", () => {
     writer.close();
   });
 });
+
+describe.skipIf(!linux)("in worker threads", () => {
+  it("loads in two workers at once, each watching and woken on its own, and cleans up when they end", async () => {
+    const { Worker } = await import("node:worker_threads");
+    const path = tablePath();
+    const writer = new (native.NotifyTableWriter!)(path, 4);
+    const addon = join(import.meta.dirname, "build", "Release", "xpcbus_native.node");
+    const source = `
+      const { parentPort, workerData } = require("node:worker_threads");
+      const native = require(workerData.addon);
+      const reader = new native.NotifyTableReader(workerData.path);
+      // A waiter does not keep its thread alive by itself (as in the SDK, the
+      // broker connection does): this timer stands in for it.
+      const alive = setTimeout(() => {}, 10000);
+      const waiter = new native.NotifyWaiter(reader, () => {
+        parentPort.postMessage({ state: String(reader.state(workerData.slot)) });
+        waiter.close();
+        reader.close();
+        clearTimeout(alive);
+      });
+      waiter.setSlots([workerData.slot]);
+      parentPort.postMessage("ready");
+    `;
+    const run = (slot: number): { ready: Promise<void>; woken: Promise<string>; exited: Promise<number> } => {
+      const worker = new Worker(source, { eval: true, workerData: { addon, path, slot } });
+      const ready = new Promise<void>((r) => worker.on("message", (m) => m === "ready" && r()));
+      const woken = new Promise<string>((r) => worker.on("message", (m: unknown) => typeof m === "object" && r((m as { state: string }).state)));
+      const exited = new Promise<number>((r) => worker.on("exit", r));
+      return { ready, woken, exited };
+    };
+    const a = run(1);
+    const b = run(2);
+    await Promise.all([a.ready, b.ready]);
+    writer.post(1, 11n);
+    writer.post(2, 22n);
+    expect(await a.woken).toBe("11");
+    expect(await b.woken).toBe("22");
+    // Each worker ends on its own once its waiter and reader are closed.
+    expect(await a.exited).toBe(0);
+    expect(await b.exited).toBe(0);
+    writer.close();
+  });
+
+  it("survives wake-ups that arrive while a worker is exiting", async () => {
+    const { Worker } = await import("node:worker_threads");
+    const path = tablePath();
+    const writer = new (native.NotifyTableWriter!)(path, 2);
+    const addon = join(import.meta.dirname, "build", "Release", "xpcbus_native.node");
+    for (let round = 0; round < 5; round++) {
+      // Nothing keeps this worker alive: it exits while posts keep arriving.
+      const worker = new Worker(
+        `const { parentPort, workerData } = require("node:worker_threads");
+         const native = require(workerData.addon);
+         const reader = new native.NotifyTableReader(workerData.path);
+         const waiter = new native.NotifyWaiter(reader, () => {});
+         waiter.setSlots([0]);
+         parentPort.postMessage("ready");`,
+        { eval: true, workerData: { addon, path } },
+      );
+      await new Promise((r) => worker.once("message", r));
+      const exited = new Promise<number>((r) => worker.once("exit", r));
+      let done = false;
+      void exited.then(() => (done = true));
+      while (!done) {
+        writer.post(0, BigInt(round));
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(await exited).toBe(0);
+    }
+    writer.close();
+  });
+});

@@ -259,9 +259,9 @@ class NotifyDispatchWatcher : public Napi::ObjectWrap<NotifyDispatchWatcher> {
       }
       if (pending.exchange(true)) return;
       std::shared_ptr<Shared> self = shared_from_this();
-      tsfn.NonBlockingCall([self](Napi::Env, Napi::Function onWake) {
+      tsfn.NonBlockingCall([self](Napi::Env env, Napi::Function onWake) {
         self->pending.store(false);
-        onWake.Call({});
+        CallOnWake(env, onWake);
       });
     }
   };

@@ -513,9 +513,9 @@ class NotifyWaiter : public Napi::ObjectWrap<NotifyWaiter> {
       if (pending.exchange(true)) return;  // a call is already queued: it will see this change too
       // The queued call keeps Shared alive: it may run after close() released the waiter.
       std::shared_ptr<Shared> self = shared_from_this();
-      tsfn.NonBlockingCall([self](Napi::Env, Napi::Function onWake) {
+      tsfn.NonBlockingCall([self](Napi::Env env, Napi::Function onWake) {
         self->pending.store(false);
-        onWake.Call({});
+        CallOnWake(env, onWake);
       });
     }
   };
