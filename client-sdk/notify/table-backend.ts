@@ -7,14 +7,12 @@ import type { NotifyBackend, NotifyRegistrationInfo, NotifyToken } from "./notif
 class TableToken implements NotifyToken {
   readonly name: string;
   readonly slot: number;
-  readonly #hash: number;
   readonly #reader: NativeNotifyTableReader;
   #generation: number;
 
-  constructor(name: string, slot: number, hash: number, reader: NativeNotifyTableReader) {
+  constructor(name: string, slot: number, reader: NativeNotifyTableReader) {
     this.name = name;
     this.slot = slot;
-    this.#hash = hash;
     this.#reader = reader;
     this.#generation = reader.generation(slot);
   }
@@ -28,11 +26,6 @@ class TableToken implements NotifyToken {
 
   state(): bigint {
     return this.#reader.state(this.slot);
-  }
-
-  /** False once the broker gave the slot to another name (we are no longer registered). */
-  get owned(): boolean {
-    return this.#reader.nameHash(this.slot) === this.#hash;
   }
 }
 
@@ -53,20 +46,16 @@ export class TableNotifyBackend implements NotifyBackend {
     this.#waiter = new native.NotifyWaiter(this.#reader, onWake, { perSlot });
   }
 
-  /** "futex_waitv" or "futex_wait": how the waiter sleeps. */
-  get method(): string | null {
-    return this.#waiter.method;
-  }
-
-  get reader(): NativeNotifyTableReader {
-    return this.#reader;
-  }
-
   add(name: string, registration: NotifyRegistrationInfo): NotifyToken {
     if (registration.slot === undefined || registration.hash === undefined) {
       throw new XpcbusError("internal", `the broker registered "${name}" without a notify table slot`);
     }
-    const token = new TableToken(name, registration.slot, registration.hash, this.#reader);
+    // The broker wrote the name's hash into the slot before answering; a
+    // mismatch means this mapping is not the table the broker spoke of.
+    if (this.#reader.nameHash(registration.slot) !== registration.hash) {
+      throw new XpcbusError("internal", `notify table slot ${registration.slot} does not hold "${name}"; the table was replaced`);
+    }
+    const token = new TableToken(name, registration.slot, this.#reader);
     this.#tokens.add(token);
     this.#rearm();
     return token;
