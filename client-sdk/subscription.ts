@@ -2,6 +2,7 @@
 // Messages wait in a bounded queue while the application is busy; past the
 // bound the oldest are dropped and counted, never buffered without limit.
 
+import { Delivery } from "./delivery.js";
 import type { Payload } from "./protocol/payload.js";
 import type { PayloadEncoding } from "./protocol/messages.js";
 
@@ -46,18 +47,10 @@ export class Subscription implements AsyncIterable<Message> {
   readonly subject: string;
   readonly queue: string | undefined;
   readonly replay: boolean;
-  /** Messages dropped because the queue was full. */
-  dropped = 0;
   /** Messages received. */
   received = 0;
   readonly #owner: SubscriptionOwner;
-  readonly #callback: ((message: Message) => void) | undefined;
-  readonly #maxPending: number;
-  readonly #queued: Message[] = [];
-  #head = 0;
-  #waiter: ((result: IteratorResult<Message>) => void) | undefined;
-  #done = false;
-  #iterating = false;
+  readonly #delivery: Delivery<Message>;
   #resolveClosed!: () => void;
   readonly #closed = new Promise<void>((resolve) => {
     this.#resolveClosed = resolve;
@@ -69,12 +62,20 @@ export class Subscription implements AsyncIterable<Message> {
     this.subject = subject;
     this.queue = options.queue;
     this.replay = options.replay === true;
-    this.#callback = options.callback;
-    this.#maxPending = options.maxPending ?? DEFAULT_MAX_PENDING_MESSAGES;
+    this.#delivery = new Delivery("subscription", options.callback, options.maxPending ?? DEFAULT_MAX_PENDING_MESSAGES, {
+      callbackFailed: (error) => owner.callbackFailed(this, error),
+      overflow: (dropped) => owner.slowConsumer(this, dropped),
+      leave: () => this.unsubscribe(),
+    });
+  }
+
+  /** Messages dropped because the queue was full. */
+  get dropped(): number {
+    return this.#delivery.dropped;
   }
 
   get isClosed(): boolean {
-    return this.#done;
+    return this.#delivery.ended;
   }
 
   /** Resolves when the subscription has ended (unsubscribed, or the client closed). */
@@ -88,67 +89,19 @@ export class Subscription implements AsyncIterable<Message> {
 
   /** Called by the client for each message routed to this subscription. */
   deliver(message: Message): void {
-    if (this.#done) return;
+    if (this.#delivery.ended) return;
     this.received++;
-    if (this.#callback !== undefined) {
-      try {
-        this.#callback(message);
-      } catch (error) {
-        this.#owner.callbackFailed(this, error);
-      }
-      return;
-    }
-    if (this.#waiter !== undefined) {
-      const waiter = this.#waiter;
-      this.#waiter = undefined;
-      waiter({ value: message, done: false });
-      return;
-    }
-    if (this.#queued.length - this.#head >= this.#maxPending) {
-      this.#head++;
-      this.dropped++;
-      this.#owner.slowConsumer(this, this.dropped);
-    }
-    this.#queued.push(message);
+    this.#delivery.deliver(message);
   }
 
   /** Called by the client when the subscription ends; an iterator finishes after the queued messages. */
   end(): void {
-    if (this.#done) return;
-    this.#done = true;
+    if (this.#delivery.ended) return;
+    this.#delivery.end();
     this.#resolveClosed();
-    if (this.#waiter !== undefined) {
-      const waiter = this.#waiter;
-      this.#waiter = undefined;
-      waiter({ value: undefined, done: true });
-    }
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Message> {
-    if (this.#callback !== undefined) throw new TypeError("this subscription delivers to its callback; it cannot also be iterated");
-    if (this.#iterating) throw new TypeError("a subscription can be iterated only once");
-    this.#iterating = true;
-    return {
-      next: () => {
-        if (this.#head < this.#queued.length) {
-          const value = this.#queued[this.#head] as Message;
-          this.#head++;
-          // Compact now and then so the array does not grow with consumed slots.
-          if (this.#head > 1024 && this.#head * 2 > this.#queued.length) {
-            this.#queued.splice(0, this.#head);
-            this.#head = 0;
-          }
-          return Promise.resolve({ value, done: false });
-        }
-        if (this.#done) return Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve) => {
-          this.#waiter = resolve;
-        });
-      },
-      return: async () => {
-        await this.unsubscribe();
-        return { value: undefined, done: true };
-      },
-    };
+    return this.#delivery[Symbol.asyncIterator]();
   }
 }

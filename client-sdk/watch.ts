@@ -2,6 +2,7 @@
 // callback. Wake-ups coalesce like Darwin notifications: a consumer that is
 // busy is owed one event carrying the latest state, never a backlog.
 
+import { Delivery } from "./delivery.js";
 import type { Payload } from "./protocol/payload.js";
 
 export interface WatchEvent {
@@ -40,22 +41,23 @@ export class Watch implements AsyncIterable<WatchEvent> {
   /** The last state seen, to tell a newer state after a reconnect. */
   lastState = 0n;
   readonly #owner: WatchOwner;
-  readonly #callback: ((event: WatchEvent) => void) | undefined;
-  #latest: WatchEvent | undefined;
-  #waiter: ((result: IteratorResult<WatchEvent>) => void) | undefined;
-  #done = false;
-  #iterating = false;
+  readonly #delivery: Delivery<WatchEvent>;
 
   constructor(owner: WatchOwner, name: string, subject: string | undefined, options: WatchOptions) {
     this.#owner = owner;
     this.name = name;
     this.subject = subject;
     this.fetch = options.fetch === true;
-    this.#callback = options.callback;
+    // A queue of one that keeps the newest event: an unread wake-up is replaced, not lost.
+    this.#delivery = new Delivery("watch", options.callback, 1, {
+      callbackFailed: (error) => owner.callbackFailed(this, error),
+      overflow: () => {},
+      leave: () => this.close(),
+    });
   }
 
   get isClosed(): boolean {
-    return this.#done;
+    return this.#delivery.ended;
   }
 
   close(): Promise<void> {
@@ -64,56 +66,17 @@ export class Watch implements AsyncIterable<WatchEvent> {
 
   /** Called by the client with each (coalesced) event. */
   deliver(event: WatchEvent): void {
-    if (this.#done) return;
+    if (this.#delivery.ended) return;
     this.wakes++;
     if (event.state > this.lastState) this.lastState = event.state;
-    if (this.#callback !== undefined) {
-      try {
-        this.#callback(event);
-      } catch (error) {
-        this.#owner.callbackFailed(this, error);
-      }
-      return;
-    }
-    if (this.#waiter !== undefined) {
-      const waiter = this.#waiter;
-      this.#waiter = undefined;
-      waiter({ value: event, done: false });
-      return;
-    }
-    this.#latest = event; // replaces an unread one: coalesced
+    this.#delivery.deliver(event);
   }
 
   end(): void {
-    if (this.#done) return;
-    this.#done = true;
-    if (this.#waiter !== undefined) {
-      const waiter = this.#waiter;
-      this.#waiter = undefined;
-      waiter({ value: undefined, done: true });
-    }
+    this.#delivery.end();
   }
 
   [Symbol.asyncIterator](): AsyncIterator<WatchEvent> {
-    if (this.#callback !== undefined) throw new TypeError("this watch delivers to its callback; it cannot also be iterated");
-    if (this.#iterating) throw new TypeError("a watch can be iterated only once");
-    this.#iterating = true;
-    return {
-      next: () => {
-        const latest = this.#latest;
-        if (latest !== undefined) {
-          this.#latest = undefined;
-          return Promise.resolve({ value: latest, done: false });
-        }
-        if (this.#done) return Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve) => {
-          this.#waiter = resolve;
-        });
-      },
-      return: async () => {
-        await this.close();
-        return { value: undefined, done: true };
-      },
-    };
+    return this.#delivery[Symbol.asyncIterator]();
   }
 }

@@ -8,6 +8,7 @@
 // notify_register_dispatch on a private serial queue; the handler records the
 // token and signals the JS thread through a ThreadSafeFunction, at most one
 // call pending, so bursts coalesce. The XPC/dispatch queue never waits on JS.
+#include "napi_args.h"
 #include "platform.h"
 
 #include <dispatch/dispatch.h>
@@ -40,12 +41,7 @@ Napi::Error StatusError(Napi::Env env, const std::string& what, uint32_t status)
 }
 
 bool ReadName(const Napi::CallbackInfo& info, size_t arg, std::string* out) {
-  if (info.Length() <= arg || !info[arg].IsString()) {
-    Napi::TypeError::New(info.Env(), "name must be a string").ThrowAsJavaScriptException();
-    return false;
-  }
-  *out = info[arg].As<Napi::String>().Utf8Value();
-  return true;
+  return ReadString(info, arg, "name", out);
 }
 
 bool ReadToken(const Napi::CallbackInfo& info, size_t arg, int* out) {
@@ -54,20 +50,6 @@ bool ReadToken(const Napi::CallbackInfo& info, size_t arg, int* out) {
     return false;
   }
   *out = info[arg].As<Napi::Number>().Int32Value();
-  return true;
-}
-
-bool ReadState(const Napi::CallbackInfo& info, size_t arg, uint64_t* out) {
-  if (info.Length() <= arg || !info[arg].IsBigInt()) {
-    Napi::TypeError::New(info.Env(), "state must be a bigint").ThrowAsJavaScriptException();
-    return false;
-  }
-  bool lossless = false;
-  *out = info[arg].As<Napi::BigInt>().Uint64Value(&lossless);
-  if (!lossless) {
-    Napi::RangeError::New(info.Env(), "state must fit in an unsigned 64-bit integer").ThrowAsJavaScriptException();
-    return false;
-  }
   return true;
 }
 

@@ -38,6 +38,7 @@
 #include <thread>
 #include <vector>
 
+#include "napi_args.h"
 #include "notify_layout.h"
 
 #ifndef SYS_futex_waitv
@@ -106,19 +107,40 @@ bool ReadSlotIndex(const Napi::CallbackInfo& info, size_t arg, uint32_t slot_cou
   return true;
 }
 
-bool ReadState(const Napi::CallbackInfo& info, size_t arg, uint64_t* out) {
-  if (info.Length() <= arg || !info[arg].IsBigInt()) {
-    Napi::TypeError::New(info.Env(), "state must be a bigint").ThrowAsJavaScriptException();
-    return false;
+// state(slot) and generation(slot), the same on the writer and the reader.
+Napi::Value SlotState(const Napi::CallbackInfo& info, const std::shared_ptr<TableMapping>& mapping, const char* closed) {
+  Napi::Env env = info.Env();
+  uint32_t index;
+  if (!mapping) {
+    Napi::Error::New(env, closed).ThrowAsJavaScriptException();
+    return env.Undefined();
   }
-  bool lossless = false;
-  *out = info[arg].As<Napi::BigInt>().Uint64Value(&lossless);
-  if (!lossless) {
-    Napi::RangeError::New(info.Env(), "state must fit in an unsigned 64-bit integer").ThrowAsJavaScriptException();
-    return false;
-  }
-  return true;
+  if (!ReadSlotIndex(info, 0, mapping->slot_count, &index)) return env.Undefined();
+  return Napi::BigInt::New(env, LoadState(SlotAt(mapping->base, index)));
 }
+
+Napi::Value SlotGeneration(const Napi::CallbackInfo& info, const std::shared_ptr<TableMapping>& mapping, const char* closed) {
+  Napi::Env env = info.Env();
+  uint32_t index;
+  if (!mapping) {
+    Napi::Error::New(env, closed).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!ReadSlotIndex(info, 0, mapping->slot_count, &index)) return env.Undefined();
+  return Napi::Number::New(env, LoadGeneration(SlotAt(mapping->base, index)));
+}
+
+Napi::Value SlotCountOf(const Napi::CallbackInfo& info, const std::shared_ptr<TableMapping>& mapping) {
+  return Napi::Number::New(info.Env(), mapping ? mapping->slot_count : 0);
+}
+
+Napi::Value InstanceOf(const Napi::CallbackInfo& info, const std::shared_ptr<TableMapping>& mapping) {
+  if (!mapping) return info.Env().Null();
+  return Napi::BigInt::New(info.Env(), static_cast<NotifyHeader*>(mapping->base)->instance);
+}
+
+constexpr const char* kWriterClosed = "the notify table is closed";
+constexpr const char* kReaderClosed = "the notify table reader is closed";
 
 }  // namespace
 
@@ -259,7 +281,7 @@ class NotifyTableWriter : public Napi::ObjectWrap<NotifyTableWriter> {
  private:
   bool Open(Napi::Env env) {
     if (mapping_) return true;
-    Napi::Error::New(env, "the notify table is closed").ThrowAsJavaScriptException();
+    Napi::Error::New(env, kWriterClosed).ThrowAsJavaScriptException();
     return false;
   }
 
@@ -301,28 +323,10 @@ class NotifyTableWriter : public Napi::ObjectWrap<NotifyTableWriter> {
     waker_->Wake(index);
   }
 
-  Napi::Value State(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    uint32_t index;
-    if (!Open(env) || !ReadSlotIndex(info, 0, mapping_->slot_count, &index)) return env.Undefined();
-    return Napi::BigInt::New(env, LoadState(SlotAt(mapping_->base, index)));
-  }
-
-  Napi::Value Generation(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    uint32_t index;
-    if (!Open(env) || !ReadSlotIndex(info, 0, mapping_->slot_count, &index)) return env.Undefined();
-    return Napi::Number::New(env, LoadGeneration(SlotAt(mapping_->base, index)));
-  }
-
-  Napi::Value SlotCount(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), mapping_ ? mapping_->slot_count : 0);
-  }
-
-  Napi::Value Instance(const Napi::CallbackInfo& info) {
-    if (!mapping_) return info.Env().Null();
-    return Napi::BigInt::New(info.Env(), static_cast<NotifyHeader*>(mapping_->base)->instance);
-  }
+  Napi::Value State(const Napi::CallbackInfo& info) { return SlotState(info, mapping_, kWriterClosed); }
+  Napi::Value Generation(const Napi::CallbackInfo& info) { return SlotGeneration(info, mapping_, kWriterClosed); }
+  Napi::Value SlotCount(const Napi::CallbackInfo& info) { return SlotCountOf(info, mapping_); }
+  Napi::Value Instance(const Napi::CallbackInfo& info) { return InstanceOf(info, mapping_); }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
     waker_.reset();  // joins after making the wakes still queued
@@ -399,23 +403,12 @@ class NotifyTableReader : public Napi::ObjectWrap<NotifyTableReader> {
  private:
   bool Open(Napi::Env env) {
     if (mapping_) return true;
-    Napi::Error::New(env, "the notify table reader is closed").ThrowAsJavaScriptException();
+    Napi::Error::New(env, kReaderClosed).ThrowAsJavaScriptException();
     return false;
   }
 
-  Napi::Value State(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    uint32_t index;
-    if (!Open(env) || !ReadSlotIndex(info, 0, mapping_->slot_count, &index)) return env.Undefined();
-    return Napi::BigInt::New(env, LoadState(SlotAt(mapping_->base, index)));
-  }
-
-  Napi::Value Generation(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    uint32_t index;
-    if (!Open(env) || !ReadSlotIndex(info, 0, mapping_->slot_count, &index)) return env.Undefined();
-    return Napi::Number::New(env, LoadGeneration(SlotAt(mapping_->base, index)));
-  }
+  Napi::Value State(const Napi::CallbackInfo& info) { return SlotState(info, mapping_, kReaderClosed); }
+  Napi::Value Generation(const Napi::CallbackInfo& info) { return SlotGeneration(info, mapping_, kReaderClosed); }
 
   Napi::Value NameHash(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -436,14 +429,8 @@ class NotifyTableReader : public Napi::ObjectWrap<NotifyTableReader> {
     return Napi::Number::New(env, errno);
   }
 
-  Napi::Value SlotCount(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), mapping_ ? mapping_->slot_count : 0);
-  }
-
-  Napi::Value Instance(const Napi::CallbackInfo& info) {
-    if (!mapping_) return info.Env().Null();
-    return Napi::BigInt::New(info.Env(), static_cast<NotifyHeader*>(mapping_->base)->instance);
-  }
+  Napi::Value SlotCount(const Napi::CallbackInfo& info) { return SlotCountOf(info, mapping_); }
+  Napi::Value Instance(const Napi::CallbackInfo& info) { return InstanceOf(info, mapping_); }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
     mapping_.reset();
