@@ -347,7 +347,6 @@ const napi_type_tag kReaderTag = {0x7870636275735244ULL, 0x4e6f746966795461ULL};
 
 class NotifyTableReader : public Napi::ObjectWrap<NotifyTableReader> {
  public:
-
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "NotifyTableReader",
                        {InstanceMethod<&NotifyTableReader::State>("state"),
