@@ -4,7 +4,7 @@
   "targets": [
     {
       "target_name": "xpcbus_native",
-      "sources": ["src/addon.cc"],
+      "sources": ["src/addon.cc", "src/value_tree.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "src"
@@ -16,8 +16,8 @@
           "sources": ["src/linux/peer_credentials.cc", "src/linux/notify_table.cc"]
         }],
         ["OS=='mac'", {
-          "sources": ["src/apple/peer_credentials.cc", "src/apple/notify_center.cc"],
-          "libraries": ["-lbsm"],
+          "sources": ["src/apple/peer_credentials.cc", "src/apple/notify_center.cc", "src/apple/xpc_value.cc", "src/apple/xpc_transport.cc"],
+          "libraries": ["-lbsm", "-framework CoreFoundation", "-framework Security"],
           "xcode_settings": {
             "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
             "GCC_ENABLE_CPP_EXCEPTIONS": "NO",

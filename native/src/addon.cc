@@ -6,6 +6,7 @@
 
 #include "peer_credentials.h"
 #include "platform.h"
+#include "value_tree.h"
 
 namespace {
 
@@ -45,6 +46,7 @@ Napi::Value PeerCredentialsJs(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentialsJs, "peerCredentials"));
   exports.Set("platform", Napi::String::New(env, xpcbus::kPlatformName));
+  xpcbus::InitValueTree(env, exports);
   xpcbus::InitPlatform(env, exports);
   return exports;
 }

@@ -316,7 +316,10 @@ class NotifyDispatchWatcher : public Napi::ObjectWrap<NotifyDispatchWatcher> {
   std::set<int> tokens_;
 };
 
+void InitXpc(Napi::Env env, Napi::Object exports);  // apple/xpc_transport.cc
+
 void InitPlatform(Napi::Env env, Napi::Object exports) {
+  InitXpc(env, exports);
   Napi::Object darwin = Napi::Object::New(env);
   darwin.Set("registerCheck", Napi::Function::New(env, RegisterCheck, "registerCheck"));
   darwin.Set("check", Napi::Function::New(env, Check, "check"));
