@@ -8,12 +8,24 @@ import { InvalidArgumentError } from "./errors.js";
 import { DEFAULT_REQUEST_TIMEOUT_MS, MAX_CLIENT_NAME_BYTES } from "./protocol/limits.js";
 import { defaultSocketPath } from "./paths.js";
 import { UnixSocketClientTransport } from "./unix-socket-client.js";
+import { XpcClientTransport } from "./xpc-client-transport.js";
+import { DEFAULT_SERVICE_NAME } from "./protocol/notify-name.js";
+import type { NativeXpcObject } from "../native/loader.js";
 
 export interface ConnectOptions {
   /** Broker socket path (default: $XPCBUS_SOCKET, else the per-user default). */
   socket?: string;
-  /** A transport of your own (XPC, or a test double of the socket); replaces `socket`. */
-  transport?: ClientTransport;
+  /**
+   * "unix" (the default unless `service` or `endpoint` is given), "xpc"
+   * (macOS: the broker's mach service), or a ClientTransport of your own.
+   */
+  transport?: "unix" | "xpc" | ClientTransport;
+  /** XPC: the broker's mach service name (default io.xpcbus.broker). */
+  service?: string;
+  /** XPC: the broker is a system daemon (launchd's system domain). */
+  privileged?: boolean;
+  /** XPC: an anonymous listener's endpoint, for a broker in this process (tests). */
+  endpoint?: NativeXpcObject;
   /** Name shown in the broker's status and logs (default: the script's file name). */
   name?: string;
   /** Reconnect behaviour; `false` disables reconnecting. */
@@ -22,7 +34,22 @@ export interface ConnectOptions {
   requestTimeoutMs?: number;
 }
 
-const OPTION_NAMES = ["socket", "transport", "name", "reconnect", "requestTimeoutMs"];
+const OPTION_NAMES = ["socket", "transport", "service", "privileged", "endpoint", "name", "reconnect", "requestTimeoutMs"];
+
+function chooseTransport(options: ConnectOptions): ClientTransport {
+  const choice = options.transport ?? (options.service !== undefined || options.endpoint !== undefined ? "xpc" : "unix");
+  if (typeof choice === "object") return choice;
+  if (choice === "unix") {
+    if (options.service !== undefined || options.endpoint !== undefined) {
+      throw new InvalidArgumentError('options "service" and "endpoint" belong to the xpc transport');
+    }
+    return new UnixSocketClientTransport(options.socket ?? defaultSocketPath());
+  }
+  if (choice !== "xpc") throw new InvalidArgumentError(`option "transport" must be "unix", "xpc" or a ClientTransport (got ${String(choice)})`);
+  if (options.socket !== undefined) throw new InvalidArgumentError('option "socket" belongs to the unix transport');
+  XpcClientTransport.assertAvailable();
+  return new XpcClientTransport({ target: options.endpoint ?? options.service ?? DEFAULT_SERVICE_NAME, privileged: options.privileged });
+}
 const RECONNECT_NAMES = Object.keys(DEFAULT_RECONNECT);
 
 function defaultName(): string {
@@ -64,7 +91,7 @@ export async function connect(options: ConnectOptions = {}): Promise<Client> {
   }
   const name = options.name ?? defaultName();
   if (Buffer.byteLength(name) > MAX_CLIENT_NAME_BYTES) throw new InvalidArgumentError(`option "name" is over ${MAX_CLIENT_NAME_BYTES} bytes`);
-  const transport = options.transport ?? new UnixSocketClientTransport(options.socket ?? defaultSocketPath());
+  const transport = chooseTransport(options);
   const client = new Client(transport, {
     name,
     reconnect: parseReconnect(options.reconnect),

@@ -32,6 +32,7 @@ export const WIRE_ERROR_CODES = [
   "too_many_watches",
   "notify_table_full",
   "notify_unavailable",
+  "code_signing_failed",
   "shutdown",
   "internal",
 ] as const;
@@ -48,7 +49,8 @@ export type LocalErrorCode =
   | "invalid_argument"
   | "native_unavailable"
   | "broker_running"
-  | "socket_unusable";
+  | "socket_unusable"
+  | "transport_unavailable";
 
 export type ErrorCode = WireErrorCode | LocalErrorCode;
 

@@ -17,6 +17,7 @@ export { Watch, type WatchEvent, type WatchOptions } from "./watch.js";
 export { DEFAULT_SERVICE_NAME, MAX_NOTIFY_NAME_BYTES } from "./protocol/notify-name.js";
 export type { ClientTransport, ClientConnection, ClientConnectionHandlers } from "./client-transport.js";
 export { UnixSocketClientTransport } from "./unix-socket-client.js";
+export { XpcClientTransport, type XpcClientOptions } from "./xpc-client-transport.js";
 export { defaultSocketPath, SYSTEM_SOCKET_PATH, SOCKET_ENV } from "./paths.js";
 export * from "./errors.js";
 export * as protocol from "./protocol/index.js";

@@ -16,6 +16,9 @@ import { InvalidArgumentError } from "../client-sdk/errors.js";
 import { parseLimits } from "./core/options.js";
 import type { Notifier } from "./core/notifier.js";
 import { DarwinNotifier } from "./notify/darwin-notifier.js";
+import { XpcServerTransport } from "./transports/xpc-server.js";
+import type { ServerTransport } from "./transports/server-transport.js";
+import { XpcbusError } from "../client-sdk/errors.js";
 import { TableNotifier } from "./notify/table-notifier.js";
 
 /** How long a shutdown waits for peers to take their `bye` before the process exits anyway. */
@@ -36,6 +39,13 @@ export interface DaemonOptions {
    * in front so other users cannot post its names).
    */
   notifyPrefix?: string;
+  /**
+   * macOS: also listen on this launchd mach service (the job's MachServices
+   * must name it). Refused elsewhere: Linux has only the Unix socket.
+   */
+  service?: string;
+  /** macOS, with `service`: the code-signing requirement every XPC peer must satisfy. */
+  codeSigningRequirement?: string;
   limits?: Partial<BrokerLimitOptions>;
   logger: Logger;
 }
@@ -65,6 +75,12 @@ export function resolveSocketPath(
 
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
   const log = options.logger;
+  if (options.service !== undefined && process.platform !== "darwin") {
+    throw new XpcbusError("transport_unavailable", "--service needs macOS (an XPC mach service); on Linux the broker listens on its Unix socket");
+  }
+  if (options.codeSigningRequirement !== undefined && options.service === undefined) {
+    throw new XpcbusError("transport_unavailable", "--code-signing-requirement applies to XPC peers: give --service too (macOS)");
+  }
   const { path, isDefault } = resolveSocketPath(options);
   prepareSocketDir(dirname(path), { mode: options.system === true ? 0o755 : 0o700, strict: isDefault });
   const limits = parseLimits(options.limits);
@@ -83,28 +99,45 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     sequenceFloor: fileSequenceFloor(options.stateFile ?? `${path}.seq`, log),
     notifier,
   });
+  const transports: ServerTransport[] = [transport];
+  let stop: ((reason?: string) => Promise<void>) | undefined;
+  if (options.service !== undefined) {
+    transports.push(
+      new XpcServerTransport({
+        service: options.service,
+        codeSigningRequirement: options.codeSigningRequirement,
+        logger: log,
+        onDrain: () => void stop?.("launchd is terminating the job"),
+      }),
+    );
+  }
   try {
-    await transport.start(broker);
+    for (const t of transports) await t.start(broker);
   } catch (error) {
+    for (const t of transports) await t.stopAccepting();
     notifier.close();
     throw error;
   }
-  log.info({ socket: path, transport: transport.name, notify: { ...notifier.info, instance: undefined } }, "ready");
+  log.info(
+    { socket: path, service: options.service, transports: transports.map((t) => t.name), notify: { ...notifier.info, instance: undefined } },
+    "ready",
+  );
 
   let stopping: Promise<void> | undefined;
-  const stop = (reason = "the broker is shutting down"): Promise<void> => {
+  stop = (reason = "the broker is shutting down"): Promise<void> => {
     stopping ??= (async () => {
       log.info({ reason }, "shutting down");
-      await transport.stopAccepting();
+      for (const t of transports) await t.stopAccepting();
       broker.close(reason);
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
-        transport.drained(),
+        Promise.all(transports.map((t) => t.drained())),
         new Promise<void>((resolve) => {
           timer = setTimeout(resolve, SHUTDOWN_GRACE_MS);
         }),
       ]);
       clearTimeout(timer);
+      for (const t of transports) t.close?.();
       notifier.close();
       log.info("stopped");
     })();

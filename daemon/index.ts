@@ -7,3 +7,4 @@ export { UnixSocketServer, socketIsLive, LIVE_PROBE_TIMEOUT_MS, type UnixServerO
 export { CLOSE_FLUSH_TIMEOUT_MS } from "./transports/unix-peer-link.js";
 export { createLogger, parseLogLevel, LOG_LEVEL_ENV, DEFAULT_LOG_LEVEL } from "./logger.js";
 export { fileSequenceFloor } from "./sequence-file.js";
+export { XpcServerTransport, type XpcServerOptions } from "./transports/xpc-server.js";

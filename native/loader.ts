@@ -64,6 +64,36 @@ export interface NativeNotifyDispatchWatcher {
   close(): void;
 }
 
+/** An XPC object held by JS (an encoded message, an endpoint); released when collected. */
+export type NativeXpcObject = { readonly __xpcObject: unique symbol };
+
+/** What an XPC listener or client reports, on the JS thread. */
+export interface NativeXpcEvent {
+  kind: "peer" | "message" | "gone" | "refused" | "fault" | "drain" | "invalid" | "reply" | "interrupted";
+  peer?: number;
+  replyToken?: number;
+  message?: Record<string, unknown>;
+  reason?: string;
+  identity?: { pid: number | null; uid: number | null; gid: number | null; exe: string | null; method: string };
+}
+
+/** macOS: an XPC listener, for a mach service or anonymous (service null). */
+export interface NativeXpcListener {
+  start(): void;
+  endpoint(): NativeXpcObject;
+  send(peer: number, encoded: NativeXpcObject): boolean;
+  reply(peer: number, replyToken: number, encoded: NativeXpcObject): boolean;
+  cancel(peer: number): void;
+  close(): void;
+}
+
+/** macOS: a client connection to a mach service or an endpoint. */
+export interface NativeXpcClient {
+  send(message: object): void;
+  sendWithReply(message: object): void;
+  cancel(): void;
+}
+
 export interface NativeAddon {
   /** "linux" or "apple": which half of native/src was compiled in. */
   readonly platform: string;
@@ -72,7 +102,16 @@ export interface NativeAddon {
   NotifyTableWriter?: new (path: string, slots: number) => NativeNotifyTableWriter;
   NotifyTableReader?: new (path: string) => NativeNotifyTableReader;
   NotifyWaiter?: new (reader: NativeNotifyTableReader, onWake: () => void, options?: { perSlot?: boolean }) => NativeNotifyWaiter;
+  /** JS -> value tree -> JS, for tests of the shared conversion code. */
+  valueTreeRoundTrip(value: unknown, limits?: { maxDepth?: number; maxNodes?: number; maxBytes?: number }): unknown;
   // Apple half
+  xpcEncode?: (message: object) => NativeXpcObject;
+  XpcListener?: new (
+    service: string | null,
+    onEvent: (event: NativeXpcEvent) => void,
+    options?: { codeSigningRequirement?: string },
+  ) => NativeXpcListener;
+  XpcClient?: new (target: string | NativeXpcObject, onEvent: (event: NativeXpcEvent) => void, options?: { privileged?: boolean }) => NativeXpcClient;
   NotifyPoster?: new () => NativeNotifyPoster;
   NotifyDispatchWatcher?: new (onWake: () => void) => NativeNotifyDispatchWatcher;
   DarwinNotify?: {

@@ -18,7 +18,7 @@ export function exitCodeOf(error: unknown): number {
   if (error instanceof CliError) return error.exitCode;
   if (error instanceof XpcbusError) {
     if (error.code === "connection_failed" || error.code === "disconnected") return EXIT_UNREACHABLE;
-    if (error.code === "invalid_subject" || error.code === "invalid_argument") return EXIT_USAGE;
+    if (error.code === "invalid_subject" || error.code === "invalid_argument" || error.code === "transport_unavailable") return EXIT_USAGE;
   }
   return EXIT_ERROR;
 }

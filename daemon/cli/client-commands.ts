@@ -11,6 +11,16 @@ import { messageLine, parseData, payloadText } from "./output.js";
 
 export interface CommonOptions {
   socket?: string;
+  /** macOS: reach the broker over XPC at this mach service instead of the socket. */
+  service?: string;
+}
+
+/** The connect() options that say where the broker is: a socket, or (macOS) a mach service. */
+export function brokerAddress(options: CommonOptions): { socket?: string; service?: string } {
+  if (options.socket !== undefined && options.service !== undefined) {
+    throw new CliError("give --socket or --service, not both", EXIT_USAGE);
+  }
+  return options.service !== undefined ? { service: options.service } : { socket: options.socket };
 }
 
 function out(line: string): void {
@@ -19,7 +29,7 @@ function out(line: string): void {
 
 /** One-shot commands fail fast: no reconnecting behind the user's back. */
 async function oneShot(options: CommonOptions, name: string): Promise<Client> {
-  return connect({ socket: options.socket, name, reconnect: false });
+  return connect({ ...brokerAddress(options), name, reconnect: false });
 }
 
 async function withClient<T>(options: CommonOptions, name: string, run: (client: Client) => Promise<T>): Promise<T> {
@@ -63,7 +73,7 @@ export async function subCommand(
   subject: string,
   options: CommonOptions & { json?: boolean; count?: number; queue?: string; replay?: boolean },
 ): Promise<void> {
-  const client = await connect({ socket: options.socket, name: "xpcbus-sub" });
+  const client = await connect({ ...brokerAddress(options), name: "xpcbus-sub" });
   client.on("reconnecting", ({ attempt, delayMs }) => process.stderr.write(`xpcbus: broker lost, reconnecting (attempt ${attempt}, in ${delayMs} ms)\n`));
   client.on("reconnected", () => process.stderr.write("xpcbus: reconnected\n"));
   client.on("slowConsumer", ({ dropped }) => process.stderr.write(`xpcbus: output is not keeping up; ${dropped} messages dropped\n`));

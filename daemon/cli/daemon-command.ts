@@ -15,6 +15,8 @@ export interface DaemonCommandOptions {
   logLevel?: string;
   stateFile?: string;
   notifyPrefix?: string;
+  service?: string;
+  codeSigningRequirement?: string;
   limit?: string[];
 }
 
@@ -55,11 +57,15 @@ export async function daemonCommand(options: DaemonCommandOptions): Promise<void
       socketMode: parseMode(options.socketMode),
       stateFile: options.stateFile,
       notifyPrefix: options.notifyPrefix,
+      service: options.service,
+      codeSigningRequirement: options.codeSigningRequirement,
       limits: parseLimitFlags(options.limit),
       logger,
     });
   } catch (error) {
-    if (error instanceof InvalidArgumentError) throw new CliError(error.message, EXIT_USAGE);
+    if (error instanceof InvalidArgumentError || (error instanceof XpcbusError && error.code === "transport_unavailable")) {
+      throw new CliError(error.message, EXIT_USAGE);
+    }
     if (error instanceof XpcbusError) throw new CliError(error.message, EXIT_ERROR);
     throw error;
   }

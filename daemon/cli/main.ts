@@ -20,6 +20,7 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
+const SERVICE_HELP = "macOS: reach the broker over XPC at this mach service (e.g. io.xpcbus.broker)";
 const SOCKET_HELP = "broker socket path (default: $XPCBUS_SOCKET, else $XDG_RUNTIME_DIR/xpcbus/broker.sock or /tmp/xpcbus-<uid>/broker.sock)";
 
 function buildProgram(): Command {
@@ -37,6 +38,8 @@ function buildProgram(): Command {
     .command("daemon")
     .description("run the broker in the foreground")
     .option("--socket <path>", SOCKET_HELP)
+    .option("--service <name>", "macOS: also listen on this launchd mach service (the job's MachServices must name it)")
+    .option("--code-signing-requirement <req>", "macOS, with --service: a requirement every XPC peer must satisfy")
     .option("--system", "run the system-wide broker on /run/xpcbus/broker.sock")
     .option("--socket-mode <mode>", "octal mode of the socket file (default 0600)")
     .option("--state-file <path>", "where sequence numbers persist across restarts (default <socket>.seq)")
@@ -51,6 +54,7 @@ function buildProgram(): Command {
     .argument("<subject>")
     .argument("[data]", "payload text (or JSON with --json)")
     .option("--socket <path>", SOCKET_HELP)
+    .option("--service <name>", SERVICE_HELP)
     .option("--json", "the data is JSON")
     .option("--stdin", "publish one message per line of standard input")
     .option("--retain", "keep as the subject's retained value")
@@ -61,6 +65,7 @@ function buildProgram(): Command {
     .description("print messages on a subject, one per line")
     .argument("<subject>", "subject; * matches one token, > the rest")
     .option("--socket <path>", SOCKET_HELP)
+    .option("--service <name>", SERVICE_HELP)
     .option("--json", "print JSON lines")
     .option("--count <n>", "exit after n messages", positiveInt)
     .option("--queue <group>", "join a queue group")
@@ -72,6 +77,7 @@ function buildProgram(): Command {
     .description("print a subject's retained value")
     .argument("<subject>")
     .option("--socket <path>", SOCKET_HELP)
+    .option("--service <name>", SERVICE_HELP)
     .option("--json", "print JSON")
     .action(getCommand);
 
@@ -81,6 +87,7 @@ function buildProgram(): Command {
     .argument("<subject>")
     .argument("[data]", "payload text (or JSON with --json)")
     .option("--socket <path>", SOCKET_HELP)
+    .option("--service <name>", SERVICE_HELP)
     .option("--json", "the data is JSON, and print the reply as JSON")
     .option("--timeout <ms>", "reply timeout in ms (default 5000)", positiveInt)
     .action(reqCommand);
@@ -89,6 +96,7 @@ function buildProgram(): Command {
     .command("status")
     .description("show the broker's peers, subjects and counters")
     .option("--socket <path>", SOCKET_HELP)
+    .option("--service <name>", SERVICE_HELP)
     .option("--json", "print JSON")
     .action(statusCommand);
 
@@ -97,6 +105,7 @@ function buildProgram(): Command {
     .description("print one line per wake-up of a subject (notify), without receiving its messages")
     .argument("<subject>", "a concrete subject (no wildcards)")
     .option("--socket <path>", SOCKET_HELP)
+    .option("--service <name>", SERVICE_HELP)
     .option("--fetch", "fetch the retained value at each wake-up")
     .option("--json", "print JSON lines")
     .option("--count <n>", "exit after n wake-ups", positiveInt)
@@ -109,6 +118,7 @@ function buildProgram(): Command {
     .argument("<name>")
     .option("--state <n>", "64-bit state to set before posting")
     .option("--socket <path>", SOCKET_HELP)
+    .option("--service <name>", SERVICE_HELP)
     .action(notifyPostCommand);
   notify
     .command("wait")
@@ -116,18 +126,21 @@ function buildProgram(): Command {
     .argument("<name>")
     .option("--timeout <ms>", "give up after ms (exit 1)", positiveInt)
     .option("--socket <path>", SOCKET_HELP)
+    .option("--service <name>", SERVICE_HELP)
     .action(notifyWaitCommand);
   notify
     .command("check")
     .description("register the name and print notify_check's answer and the state")
     .argument("<name>")
     .option("--socket <path>", SOCKET_HELP)
+    .option("--service <name>", SERVICE_HELP)
     .action(notifyCheckCommand);
   notify
     .command("state")
     .description("print the name's 64-bit state")
     .argument("<name>")
     .option("--socket <path>", SOCKET_HELP)
+    .option("--service <name>", SERVICE_HELP)
     .action(notifyStateCommand);
 
   return program;

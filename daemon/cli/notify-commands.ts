@@ -6,14 +6,14 @@ import type { Client } from "../../client-sdk/client.js";
 import { CliError } from "./cli-error.js";
 import { EXIT_ERROR, EXIT_USAGE } from "./exit-codes.js";
 import { payloadText } from "./output.js";
-import type { CommonOptions } from "./client-commands.js";
+import { brokerAddress, type CommonOptions } from "./client-commands.js";
 
 function out(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
 async function withClient<T>(options: CommonOptions, name: string, run: (client: Client) => Promise<T>): Promise<T> {
-  const client = await connect({ socket: options.socket, name, reconnect: false });
+  const client = await connect({ ...brokerAddress(options), name, reconnect: false });
   try {
     return await run(client);
   } finally {
@@ -65,7 +65,7 @@ export async function watchCommand(
   subject: string,
   options: CommonOptions & { fetch?: boolean; json?: boolean; count?: number },
 ): Promise<void> {
-  const client = await connect({ socket: options.socket, name: "xpcbus-watch" });
+  const client = await connect({ ...brokerAddress(options), name: "xpcbus-watch" });
   client.on("reconnecting", ({ attempt }) => process.stderr.write(`xpcbus: broker lost, reconnecting (attempt ${attempt})\n`));
   const stop = (): void => void client.close();
   process.once("SIGINT", stop);

@@ -19,4 +19,6 @@ export interface ServerTransport {
   stopAccepting(): Promise<void>;
   /** Resolves once every accepted connection has closed. */
   drained(): Promise<void>;
+  /** Releases what is left (XPC's listener) once drained. */
+  close?(): void;
 }

@@ -1,0 +1,79 @@
+// The XPC transport, client side (macOS): a connection to the broker's mach
+// service (PRIVILEGED only for the system daemon), or to an anonymous
+// listener's endpoint. `req` is sent with a reply handler, as XPC services
+// expect; INTERRUPTED (the broker exited or restarted) closes this connection
+// so the client reconnects and resubscribes, as over the Unix socket.
+
+import type { ClientConnection, ClientConnectionHandlers, ClientTransport } from "./client-transport.js";
+import { ConnectionError, XpcbusError } from "./errors.js";
+import type { ClientOp } from "./protocol/messages.js";
+import { loadNative, type NativeXpcClient, type NativeXpcObject } from "../native/loader.js";
+
+export interface XpcClientOptions {
+  /** Mach service name, or an anonymous listener's endpoint (tests, in-process). */
+  target: string | NativeXpcObject;
+  /** The broker is a system daemon (launchd's system domain). */
+  privileged?: boolean;
+}
+
+class XpcClientConnection implements ClientConnection {
+  readonly bufferedBytes = 0;
+  readonly #client: NativeXpcClient;
+
+  constructor(client: NativeXpcClient) {
+    this.#client = client;
+  }
+
+  send(op: ClientOp): boolean {
+    if (op.op === "req") this.#client.sendWithReply(op);
+    else this.#client.send(op);
+    return true;
+  }
+
+  drained(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): void {
+    this.#client.cancel();
+  }
+}
+
+export class XpcClientTransport implements ClientTransport {
+  readonly address: string;
+  readonly #options: XpcClientOptions;
+
+  constructor(options: XpcClientOptions) {
+    this.#options = options;
+    this.address = typeof options.target === "string" ? `xpc:${options.target}` : "xpc:(endpoint)";
+  }
+
+  /** Fails at once off macOS, naming the transport that works there. */
+  static assertAvailable(): void {
+    if (loadNative().XpcClient === undefined) {
+      throw new XpcbusError("transport_unavailable", "the xpc transport needs macOS; on Linux connect with the unix transport (a socket path)");
+    }
+  }
+
+  connect(handlers: ClientConnectionHandlers): Promise<ClientConnection> {
+    XpcClientTransport.assertAvailable();
+    const { XpcClient } = loadNative();
+    let closed = false;
+    const client = new XpcClient!(
+      this.#options.target,
+      (event) => {
+        if (closed) return;
+        if ((event.kind === "message" || event.kind === "reply") && event.message !== undefined) {
+          handlers.message(event.message);
+        } else if (event.kind === "interrupted" || event.kind === "invalid" || event.kind === "fault") {
+          closed = true;
+          client.cancel();
+          handlers.closed(new ConnectionError("disconnected", event.reason ?? `XPC connection ${event.kind}`));
+        }
+      },
+      { privileged: this.#options.privileged === true },
+    );
+    // XPC connects lazily: failures (no such service) arrive as "invalid" after the first send.
+    return Promise.resolve(new XpcClientConnection(client));
+  }
+}

@@ -1,0 +1,170 @@
+// The XPC transport, broker side (macOS). A listener for a launchd mach
+// service, or an anonymous one whose endpoint tests hand to clients in the
+// same process (TN3113). Each peer connection becomes a PeerLink; messages
+// arrive as maps (the value tree, converted natively) and leave as XPC
+// dictionaries encoded once per publish. Replies to `req` go back through
+// xpc_dictionary_create_reply, as XPC clients expect.
+
+import type { Logger } from "pino";
+import type { BrokerMsg } from "../../client-sdk/protocol/messages.js";
+import { XpcbusError } from "../../client-sdk/errors.js";
+import { loadNative, type NativeXpcEvent, type NativeXpcListener, type NativeXpcObject } from "../../native/loader.js";
+import type { Outbound, PeerIdentity, PeerInbound, PeerLink, WireEncoder } from "../core/peer-link.js";
+import type { BrokerAttachment, ServerTransport } from "./server-transport.js";
+
+export interface XpcServerOptions {
+  /** Mach service name (from the launchd job's MachServices), or null for an anonymous listener. */
+  service: string | null;
+  /** A code-signing requirement every peer must satisfy (checked at connect; enforced by XPC on macOS 12+). */
+  codeSigningRequirement?: string;
+  logger: Logger;
+  /** Called when launchd says the job will be terminated (XPC_ERROR_TERMINATION_IMMINENT). */
+  onDrain?: () => void;
+}
+
+function xpcEncoder(): WireEncoder<NativeXpcObject> {
+  const { xpcEncode } = loadNative();
+  if (xpcEncode === undefined) throw new XpcbusError("transport_unavailable", "this build of the addon has no XPC (macOS only)");
+  return { encode: (message: BrokerMsg) => xpcEncode(message), sizeOf: () => 0 };
+}
+
+class XpcPeerLink implements PeerLink {
+  readonly transport = "xpc";
+  readonly identity: PeerIdentity;
+  // XPC does not say how much it holds for a peer; see PROTOCOL.md, "XPC".
+  readonly bytesSent = 0;
+  /** Reply contexts of `req` messages, by op id, until the broker answers them. */
+  readonly replyTokens = new Map<number, number>();
+  readonly #listener: NativeXpcListener;
+  readonly #peer: number;
+  readonly #encoder: WireEncoder<NativeXpcObject>;
+  #closed = false;
+
+  constructor(listener: NativeXpcListener, peer: number, identity: PeerIdentity, encoder: WireEncoder<NativeXpcObject>) {
+    this.#listener = listener;
+    this.#peer = peer;
+    this.identity = identity;
+    this.#encoder = encoder;
+  }
+
+  send(message: Outbound): number {
+    if (this.#closed) return 0;
+    const encoded = message.encodedFor(this.#encoder);
+    const m = message.message;
+    const id = m.op === "ok" || m.op === "err" ? m.id : undefined;
+    const token = id === undefined ? undefined : this.replyTokens.get(id);
+    if (id !== undefined && token !== undefined) {
+      this.replyTokens.delete(id);
+      this.#listener.reply(this.#peer, token, encoded);
+    } else {
+      this.#listener.send(this.#peer, encoded);
+    }
+    return 0;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#listener.cancel(this.#peer);
+  }
+}
+
+export class XpcServerTransport implements ServerTransport {
+  readonly name = "xpc";
+  readonly address: string;
+  readonly #options: XpcServerOptions;
+  readonly #peers = new Map<number, { link: XpcPeerLink; inbound: PeerInbound }>();
+  #listener: NativeXpcListener | undefined;
+  #accepting = false;
+  #drainWaiters: Array<() => void> = [];
+
+  constructor(options: XpcServerOptions) {
+    this.#options = options;
+    this.address = options.service ?? "(anonymous)";
+  }
+
+  async start(broker: BrokerAttachment): Promise<void> {
+    const { XpcListener } = loadNative();
+    if (XpcListener === undefined) {
+      throw new XpcbusError("transport_unavailable", "the XPC transport needs macOS; on Linux the broker listens on its Unix socket");
+    }
+    const encoder = xpcEncoder();
+    const listener = new XpcListener(this.#options.service, (event) => this.#onEvent(event, broker, encoder), {
+      codeSigningRequirement: this.#options.codeSigningRequirement,
+    });
+    this.#listener = listener;
+    this.#accepting = true;
+    listener.start();
+  }
+
+  /** For an anonymous listener: what a client passes to connect({ transport: "xpc", endpoint }). */
+  endpoint(): NativeXpcObject {
+    if (this.#listener === undefined) throw new XpcbusError("closed", "the XPC listener is not started");
+    return this.#listener.endpoint();
+  }
+
+  async stopAccepting(): Promise<void> {
+    // XPC cannot stop accepting without dropping its peers: new ones are turned away until close().
+    this.#accepting = false;
+  }
+
+  drained(): Promise<void> {
+    if (this.#peers.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  close(): void {
+    this.#listener?.close();
+    this.#listener = undefined;
+  }
+
+  #onEvent(event: NativeXpcEvent, broker: BrokerAttachment, encoder: WireEncoder<NativeXpcObject>): void {
+    const log = this.#options.logger;
+    const listener = this.#listener;
+    if (listener === undefined) return;
+    switch (event.kind) {
+      case "peer": {
+        const peer = event.peer as number;
+        if (!this.#accepting) {
+          listener.cancel(peer);
+          return;
+        }
+        const identity = event.identity ?? { pid: null, uid: null, gid: null, exe: null, method: "none" };
+        const link = new XpcPeerLink(listener, peer, identity, encoder);
+        this.#peers.set(peer, { link, inbound: broker.attach(link) });
+        return;
+      }
+      case "message": {
+        const entry = this.#peers.get(event.peer as number);
+        const map = event.message;
+        if (entry === undefined || map === undefined) return;
+        if (event.replyToken !== undefined && typeof map["id"] === "number") entry.link.replyTokens.set(map["id"], event.replyToken);
+        entry.inbound.message(map, 0);
+        return;
+      }
+      case "fault":
+        this.#peers.get(event.peer as number)?.inbound.fault("bad_frame", event.reason ?? "an unreadable XPC message");
+        return;
+      case "gone": {
+        const entry = this.#peers.get(event.peer as number);
+        if (entry === undefined) return;
+        this.#peers.delete(event.peer as number);
+        entry.inbound.ended();
+        if (this.#peers.size === 0) for (const resolve of this.#drainWaiters.splice(0)) resolve();
+        return;
+      }
+      case "refused":
+        log.warn({ identity: event.identity, reason: event.reason }, "XPC peer refused");
+        return;
+      case "drain":
+        log.info("launchd says termination is imminent: draining");
+        this.#options.onDrain?.();
+        return;
+      case "invalid":
+        log.error({ service: this.#options.service, reason: event.reason }, "XPC listener invalidated");
+        return;
+      default:
+        return;
+    }
+  }
+}
