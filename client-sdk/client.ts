@@ -832,7 +832,8 @@ function normaliseNotifyInfo(value: unknown): NotifyInfo | undefined {
       instance: BigInt(info["instance"] as number | bigint),
     };
   }
-  return { mechanism: "notify(3)", prefix: info["prefix"] };
+  if (info["mechanism"] === "notify(3)") return { mechanism: "notify(3)", prefix: info["prefix"] };
+  return undefined; // a mechanism this SDK does not know: no notifications rather than wrong ones
 }
 
 function checkSubject(subject: string, wildcards: boolean): void {

@@ -415,7 +415,9 @@ export class Broker implements SessionHost {
   #state(session: Session, op: StateOp): void {
     const notifier = this.#notifierFor(session, op.id);
     if (notifier === undefined) return;
-    session.send({ op: "ok", id: op.id, name: op.name, state: notifier.state(op.name) ?? this.#initialState(op.name) });
+    const known = notifier.state(op.name);
+    const derived = this.#initialState(op.name);
+    session.send({ op: "ok", id: op.id, name: op.name, state: known !== undefined && known > derived ? known : derived });
   }
 
   #deliver(session: Session, message: Outbound): void {

@@ -65,6 +65,9 @@ export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimitOptions> = Object.freeze
   maxRequestTimeoutMs: MAX_REQUEST_TIMEOUT_MS,
 });
 
+/** The native table's own bound on slots (native/src/linux/notify_table.cc). */
+export const MAX_NOTIFY_TABLE_SLOTS = 1 << 24;
+
 const LIMIT_NAMES = Object.keys(DEFAULT_BROKER_LIMITS) as Array<keyof BrokerLimitOptions>;
 
 /**
@@ -88,6 +91,9 @@ export function parseLimits(input: Partial<BrokerLimitOptions> | undefined): Bro
     throw new InvalidArgumentError(
       `maxPayloadBytes (${limits.maxPayloadBytes}) must not exceed maxFrameBytes (${limits.maxFrameBytes})`,
     );
+  }
+  if (limits.maxNotifySlots > MAX_NOTIFY_TABLE_SLOTS) {
+    throw new InvalidArgumentError(`maxNotifySlots is at most ${MAX_NOTIFY_TABLE_SLOTS} (a 256 MiB table)`);
   }
   if (limits.defaultRequestTimeoutMs > limits.maxRequestTimeoutMs) {
     throw new InvalidArgumentError("defaultRequestTimeoutMs must not exceed maxRequestTimeoutMs");

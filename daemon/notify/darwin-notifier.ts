@@ -30,7 +30,7 @@ export class DarwinNotifier implements Notifier {
   }
 
   watch(name: string, _initial: bigint): NotifyRegistration | NotifyRefusal {
-    return { state: this.#poster.state(name) };
+    return { state: this.state(name) };
   }
 
   unwatch(_name: string): void {}
@@ -40,7 +40,9 @@ export class DarwinNotifier implements Notifier {
     this.#poster.post(name, state ?? this.#poster.state(name));
   }
 
-  state(name: string): bigint | undefined {
+  state(name: string): bigint {
+    // Reading a state takes a token too: count it against the same bound.
+    this.#tokens.set(name, true);
     return this.#poster.state(name);
   }
 

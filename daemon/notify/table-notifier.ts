@@ -67,7 +67,9 @@ export class TableNotifier implements Notifier {
       this.#byName.set(name, entry);
       const remembered = this.#states.get(name);
       this.#states.delete(name);
-      this.#writer.assign(slot, notifyNameHash(name), remembered ?? initial);
+      // The larger of the two: a subject's name is derived from its sequence
+      // number (`initial`), which may have moved on since it was remembered.
+      this.#writer.assign(slot, notifyNameHash(name), remembered !== undefined && remembered > initial ? remembered : initial);
     }
     if (entry.watchers === 0) this.#idle.delete(name);
     entry.watchers++;
@@ -112,9 +114,10 @@ export class TableNotifier implements Notifier {
     const [name, entry] = oldest.value;
     this.#idle.delete(name);
     this.#byName.delete(name);
-    // The evicted name keeps its state for its next watcher; assign() then
-    // bumps the slot's generation, so a stale reader wakes and sees the new hash.
-    this.#states.set(name, this.#writer.state(entry.slot));
+    // The evicted name keeps its state for its next watcher (a subject's name
+    // needs not: its state is its sequence number); assign() then bumps the
+    // slot's generation, so a stale reader wakes and sees the new hash.
+    if (!name.startsWith(`${this.#prefix}.`)) this.#states.set(name, this.#writer.state(entry.slot));
     return entry.slot;
   }
 }
