@@ -21,6 +21,7 @@ if ! command -v clang >/dev/null 2>&1; then
   echo "check:apple skipped: clang is not installed (apt-get install -y clang)"
   exit 0
 fi
-# Mirror binding.gyp's defines and include path.
-exec bash "$checker" -p "$root" -x '*/linux/*' "$root/native/src" -- \
+# Mirror binding.gyp's defines and include path; the XPC C example too (the
+# notify table example is Linux-only).
+exec bash "$checker" -p "$root" -x '*/linux/*' "$root/native/src" "$root/docs/examples/xpc-client.c" -- \
   -I"$root/native/src" -DNAPI_VERSION=8 -DNAPI_DISABLE_CPP_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED
