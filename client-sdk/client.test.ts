@@ -32,6 +32,13 @@ describe("connect()", () => {
     await expect(connect({ requestTimeoutMs: 0 })).rejects.toBeInstanceOf(InvalidArgumentError);
   });
 
+  it.skipIf(process.platform === "darwin")("refuses the xpc transport off macOS, naming the unix transport", async () => {
+    await expect(connect({ transport: "xpc" })).rejects.toMatchObject({ code: "transport_unavailable", message: expect.stringMatching(/unix/) });
+    await expect(connect({ service: "io.xpcbus.broker" })).rejects.toMatchObject({ code: "transport_unavailable" });
+    await expect(connect({ transport: "unix", service: "x" })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(connect({ transport: "carrier-pigeon" as never })).rejects.toThrow(/"unix", "xpc"/);
+  });
+
   it("fails with ConnectionError when no broker listens", async () => {
     const error = await connect({ socket: join(tempDir(), "none.sock") }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConnectionError);

@@ -98,6 +98,14 @@ describe("xpcbus CLI", () => {
     expect((await runCli(["frobnicate"])).code).toBe(2);
     expect((await runCli(["daemon", "--limit", "maxPeer=3", "--socket", missing])).code).toBe(2);
     expect((await runCli(["--version"])).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    if (process.platform !== "darwin") {
+      const xpc = await runCli(["pub", "a", "b", "--service", "io.xpcbus.broker"]);
+      expect(xpc.code).toBe(2);
+      expect(xpc.stderr).toMatch(/needs macOS.*unix/);
+      const daemon = await runCli(["daemon", "--service", "io.xpcbus.broker", "--socket", missing]);
+      expect(daemon.code).toBe(2);
+      expect(daemon.stderr).toMatch(/needs macOS/);
+    }
   });
 });
 
