@@ -3,8 +3,8 @@
 
 import { join } from "node:path";
 
-/** The system-wide broker's socket (`xpcbus daemon --system`). */
-export const SYSTEM_SOCKET_PATH = "/run/xpcbus/broker.sock";
+/** The system-wide broker's socket (`xpcbus daemon --system`): /run on Linux, /var/run on macOS. */
+export const SYSTEM_SOCKET_PATH = process.platform === "darwin" ? "/var/run/xpcbus/broker.sock" : "/run/xpcbus/broker.sock";
 
 /** Environment variable that overrides the default socket path for clients and the daemon. */
 export const SOCKET_ENV = "XPCBUS_SOCKET";

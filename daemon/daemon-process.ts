@@ -35,8 +35,8 @@ export interface DaemonOptions {
   stateFile?: string;
   /**
    * Prefix of the notification names posted on publish (default: the service
-   * name, io.xpcbus.broker; on macOS a per-user broker adds `user.uid.<uid>.`
-   * in front so other users cannot post its names).
+   * name, `service` or io.xpcbus.broker; on macOS a per-user broker adds
+   * `user.uid.<uid>.` in front so other users cannot post its names).
    */
   notifyPrefix?: string;
   /**
@@ -46,6 +46,8 @@ export interface DaemonOptions {
   service?: string;
   /** macOS, with `service`: the code-signing requirement every XPC peer must satisfy. */
   codeSigningRequirement?: string;
+  /** The environment to read systemd's LISTEN_FDS/LISTEN_PID from (default process.env; the variables are removed once used). */
+  env?: NodeJS.ProcessEnv;
   limits?: Partial<BrokerLimitOptions>;
   logger: Logger;
 }
@@ -84,10 +86,13 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const { path, isDefault } = resolveSocketPath(options);
   prepareSocketDir(dirname(path), { mode: options.system === true ? 0o755 : 0o700, strict: isDefault });
   const limits = parseLimits(options.limits);
+  const inheritedFd = takeActivationSocket(options.env ?? process.env);
+  if (inheritedFd !== undefined) log.info({ fd: inheritedFd, socket: path }, "using the listening socket from systemd (socket activation)");
   const transport = new UnixSocketServer({
     path,
     socketMode: options.socketMode,
     maxFrameBytes: limits.maxFrameBytes,
+    inheritedFd,
     logger: log,
   });
   // Refuse before touching anything a running broker owns (its notify table).
@@ -149,9 +154,29 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
 function createNotifier(options: DaemonOptions, socketPath: string, slots: number, maxStates: number): Notifier {
   const uid = process.getuid?.() ?? 0;
   const perUserDarwin = process.platform === "darwin" && options.system !== true;
-  const prefix = options.notifyPrefix ?? (perUserDarwin ? `user.uid.${uid}.${DEFAULT_SERVICE_NAME}` : DEFAULT_SERVICE_NAME);
+  // The service name, so a dev broker (io.xpcbus.broker.dev) and the installed one never share names.
+  const base = options.service ?? DEFAULT_SERVICE_NAME;
+  const prefix = options.notifyPrefix ?? (perUserDarwin ? `user.uid.${uid}.${base}` : base);
   const problem = notifyNameProblem(prefix);
   if (problem !== undefined) throw new InvalidArgumentError(`notify prefix: ${problem}`);
   if (process.platform === "darwin") return new DarwinNotifier(prefix, slots);
   return new TableNotifier({ path: `${socketPath}.notify`, prefix, slots, maxStates });
+}
+
+/** First fd systemd passes (sd_listen_fds(3)). */
+const SD_LISTEN_FDS_START = 3;
+
+/**
+ * The listening socket systemd passed, if it passed one to this very process
+ * (LISTEN_PID): fd 3. The variables are removed so children do not take
+ * them for their own.
+ */
+export function takeActivationSocket(env: NodeJS.ProcessEnv): number | undefined {
+  const pid = env["LISTEN_PID"];
+  const count = Number(env["LISTEN_FDS"]);
+  if (pid === undefined || Number(pid) !== process.pid || !Number.isInteger(count) || count < 1) return undefined;
+  delete env["LISTEN_PID"];
+  delete env["LISTEN_FDS"];
+  delete env["LISTEN_FDNAMES"];
+  return SD_LISTEN_FDS_START;
 }

@@ -4,6 +4,8 @@ import { InvalidArgumentError, XpcbusError } from "../../client-sdk/errors.js";
 import type { BrokerLimitOptions } from "../core/options.js";
 import { DEFAULT_BROKER_LIMITS } from "../core/options.js";
 import { startDaemon } from "../daemon-process.js";
+import type { LevelWithSilent } from "pino";
+import { readConfigFile, type DaemonConfig } from "../config-file.js";
 import { createLogger, LOG_LEVEL_ENV, parseLogLevel } from "../logger.js";
 import { CliError } from "./cli-error.js";
 import { EXIT_ERROR, EXIT_USAGE } from "./exit-codes.js";
@@ -17,6 +19,7 @@ export interface DaemonCommandOptions {
   notifyPrefix?: string;
   service?: string;
   codeSigningRequirement?: string;
+  config?: string;
   limit?: string[];
 }
 
@@ -41,10 +44,15 @@ function parseLimitFlags(flags: string[] | undefined): Partial<BrokerLimitOption
   return limits;
 }
 
+/** The log level in force: --log-level, else the config file's, else $XPCBUS_LOG_LEVEL, else info. */
+function logLevelFrom(options: DaemonCommandOptions, config: DaemonConfig): LevelWithSilent {
+  return parseLogLevel(options.logLevel ?? config.logLevel ?? process.env[LOG_LEVEL_ENV]);
+}
+
 export async function daemonCommand(options: DaemonCommandOptions): Promise<void> {
   let level;
   try {
-    level = parseLogLevel(options.logLevel ?? process.env[LOG_LEVEL_ENV]);
+    level = logLevelFrom(options, options.config === undefined ? {} : readConfigFile(options.config));
   } catch (error) {
     throw new CliError((error as Error).message, EXIT_USAGE);
   }
@@ -69,11 +77,27 @@ export async function daemonCommand(options: DaemonCommandOptions): Promise<void
     if (error instanceof XpcbusError) throw new CliError(error.message, EXIT_ERROR);
     throw error;
   }
+  // SIGHUP: reload the config file, keep every connection.
+  const onHangup = (): void => {
+    if (options.config === undefined) {
+      logger.info("SIGHUP: nothing to reload (the daemon was started without --config)");
+      return;
+    }
+    try {
+      const next = logLevelFrom(options, readConfigFile(options.config));
+      daemon.broker.setLogLevel(next);
+      logger.info({ config: options.config, logLevel: next }, "SIGHUP: configuration reloaded");
+    } catch (error) {
+      logger.error({ config: options.config, reason: (error as Error).message }, "SIGHUP: configuration refused; the previous one stays");
+    }
+  };
+  process.on("SIGHUP", onHangup);
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
       logger.info({ signal }, "signal received");
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);
+      process.off("SIGHUP", onHangup);
       void daemon.stop().then(resolve);
     };
     process.on("SIGINT", onSignal);

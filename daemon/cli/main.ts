@@ -7,6 +7,7 @@ import { PACKAGE_VERSION } from "../core/version.js";
 import { getCommand, pubCommand, reqCommand, statusCommand, subCommand } from "./client-commands.js";
 import { describe, exitCodeOf } from "./cli-error.js";
 import { daemonCommand } from "./daemon-command.js";
+import { launchdCommand, systemdCommand } from "./service-commands.js";
 import { notifyCheckCommand, notifyPostCommand, notifyStateCommand, notifyWaitCommand, watchCommand } from "./notify-commands.js";
 import { EXIT_OK, EXIT_USAGE } from "./exit-codes.js";
 
@@ -43,7 +44,8 @@ function buildProgram(): Command {
     .option("--system", "run the system-wide broker on /run/xpcbus/broker.sock")
     .option("--socket-mode <mode>", "octal mode of the socket file (default 0600)")
     .option("--state-file <path>", "where sequence numbers persist across restarts (default <socket>.seq)")
-    .option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent (default $XPCBUS_LOG_LEVEL or info)")
+    .option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent (default: the config's, $XPCBUS_LOG_LEVEL, or info)")
+    .option("--config <file>", "JSON settings reloaded on SIGHUP: { \"logLevel\": \"debug\" }")
     .option("--notify-prefix <prefix>", "prefix of the notification names posted on publish (default io.xpcbus.broker)")
     .option("--limit <name=value>", "set a broker limit, e.g. maxPeers=100 (repeatable; see docs/PROTOCOL.md)", collect)
     .action(daemonCommand);
@@ -110,6 +112,29 @@ function buildProgram(): Command {
     .option("--json", "print JSON lines")
     .option("--count <n>", "exit after n wake-ups", positiveInt)
     .action(watchCommand);
+
+  program
+    .command("launchd")
+    .description("macOS: print, install, uninstall or show the broker's launchd job")
+    .argument("<action>", "print | install | uninstall | status")
+    .option("--user", "a per-user agent in ~/Library/LaunchAgents (the default)")
+    .option("--system", "a system daemon in /Library/LaunchDaemons (root)")
+    .option("--label <label>", "launchd label (default io.xpcbus.broker, or io.xpcbus.broker.dev with --dev)")
+    .option("--dev", "a development broker beside the installed one: its own label, service, socket and notify prefix")
+    .option("--socket <path>", "the broker's socket (default: the scope's default; broker-dev.sock with --dev)")
+    .option("--service <name>", "mach service name (default io.xpcbus.broker, or .dev)")
+    .option("--log-level <level>", "XPCBUS_LOG_LEVEL for the job (default info)")
+    .option("--dry-run", "print every file write and command instead of doing it")
+    .action(launchdCommand);
+
+  program
+    .command("systemd")
+    .description("Linux: print, install or uninstall xpcbus.socket + xpcbus.service (socket activation)")
+    .argument("<action>", "print | install | uninstall")
+    .option("--user", "user units in ~/.config/systemd/user (default: system units in /etc/systemd/system)")
+    .option("--log-level <level>", "XPCBUS_LOG_LEVEL for the service (default info)")
+    .option("--dry-run", "print every file write and command instead of doing it")
+    .action(systemdCommand);
 
   const notify = program.command("notify").description("notification names, as notifyutil(1) does it, through the broker");
   notify

@@ -217,6 +217,12 @@ export class Broker implements SessionHost {
     };
   }
 
+  /** Changes the log level of the broker and of every peer's logger (pino children keep their own level). */
+  setLogLevel(level: string): void {
+    this.#log.level = level;
+    for (const session of this.#sessions.values()) session.log.level = level;
+  }
+
   /** Says bye to every peer and closes them; the broker accepts no one afterwards. */
   close(reason = "the broker is shutting down"): void {
     if (this.#closing) return;

@@ -17,6 +17,11 @@ export interface UnixServerOptions {
   socketMode?: number;
   /** Largest frame body accepted from a peer. */
   maxFrameBytes: number;
+  /**
+   * A listening socket inherited from systemd (socket activation, fd 3):
+   * used as is; its file is systemd's, so it is neither replaced nor removed.
+   */
+  inheritedFd?: number;
   logger: Logger;
 }
 
@@ -54,14 +59,27 @@ export class UnixSocketServer implements ServerTransport {
 
   /** Refuses when a live broker answers on the path; replaces a stale socket file. start() does this too. */
   async checkAddress(): Promise<void> {
-    await this.#clearStaleSocket(this.#options.path);
+    if (this.#options.inheritedFd === undefined) await this.#clearStaleSocket(this.#options.path);
   }
 
   async start(broker: BrokerAttachment): Promise<void> {
-    const { path, logger } = this.#options;
-    await this.#clearStaleSocket(path);
+    const { path, logger, inheritedFd } = this.#options;
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => this.#accept(socket, broker));
     this.#server = server;
+    if (inheritedFd !== undefined) {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen({ fd: inheritedFd }, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      }).catch((cause: unknown) => {
+        throw new XpcbusError("socket_unusable", `cannot listen on the inherited socket (fd ${inheritedFd}): ${(cause as Error).message}`, { cause });
+      });
+      server.on("error", (error) => logger.error({ err: error }, "unix socket server error"));
+      return;
+    }
+    await this.#clearStaleSocket(path);
     // The socket file is created by bind() with the process umask: make it
     // owner-only from birth rather than chmod it after a window of exposure.
     const previousUmask = process.umask(0o177);
