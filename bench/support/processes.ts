@@ -25,6 +25,8 @@ export interface Spawned {
   child: ChildProcess;
   /** The first stdout line that is a JSON object, parsed. */
   result<T>(): Promise<T>;
+  /** Sends `command` on stdin and resolves with the next JSON line printed after it. */
+  ask<T>(command: string): Promise<T>;
   /** Resolves at the first stdout line equal to `line`. */
   line(line: string): Promise<void>;
   stop(): Promise<void>;
@@ -47,9 +49,16 @@ export function spawnNode(script: string, args: string[]): Spawned {
       waiters.push((l) => test(l) && resolvePromise(l));
       void exited.then(() => reject(new Error(`${script} exited before printing the expected line`)));
     });
+  let answered = 0;
   return {
     child,
     result: async <T>() => JSON.parse(await waitLine((l) => l.startsWith("{"))) as T,
+    ask: async <T>(command: string) => {
+      const skip = answered++;
+      child.stdin!.write(`${command}\n`);
+      let seen = 0;
+      return JSON.parse(await waitLine((l) => l.startsWith("{") && seen++ === skip)) as T;
+    },
     line: async (wanted) => void (await waitLine((l) => l === wanted)),
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");

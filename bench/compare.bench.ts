@@ -1,0 +1,122 @@
+// Scenario: xpcbus against the established brokers, in the same run, with
+// the same payloads and process counts: 1 publisher -> 1 subscriber process
+// (one-way latency), and one publish -> 100 subscriber processes (latency of
+// the last subscriber to get it, CPU per delivery). Subscribers are separate
+// processes; the publisher is this process.
+
+import { cpuMs } from "./support/cpu.js";
+import { newHistogram, summarise, type LatencySummary } from "./support/histogram.js";
+import { clientScript, scratchDir, spawnNode, type Spawned } from "./support/processes.js";
+import { openPublisher, startSystem, SYSTEMS, unavailable, type SystemName } from "./support/systems.js";
+
+export interface CompareRow {
+  system: SystemName;
+  subscribers: number;
+  messages: number;
+  payloadBytes: number;
+  /** One subscriber: one-way latency. Many: the last subscriber's latency per message. */
+  latency: LatencySummary;
+  /** Deliveries that never arrived within the run (0 when nothing was lost). */
+  missing: number;
+  serverCpuMs: number;
+  subscribersCpuMs: number;
+  cpuUsPerDelivery: number;
+}
+
+export interface CompareResult {
+  scenario: "compare";
+  rows: CompareRow[];
+  skipped: Array<{ system: SystemName; reason: string }>;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function once(system: SystemName, dir: string, subscribers: number, messages: number, spacingMs: number, payloadBytes: number): Promise<CompareRow> {
+  const server = await startSystem(system, dir);
+  const subject = "bench.fanout";
+  const subs: Spawned[] = [];
+  try {
+    for (let i = 0; i < subscribers; i++) subs.push(spawnNode(clientScript("fanout-subscriber"), [system, server.address, subject, String(messages)]));
+    await Promise.all(subs.map((s) => s.line("ready")));
+    const publisher = await openPublisher(system, server.address);
+    await sleep(100); // subscriptions are acknowledged; let the servers settle
+    const pids = subs.map((s) => s.child.pid!);
+    const cpuStart = { server: cpuMs(server.pid), subs: pids.reduce((a, p) => a + cpuMs(p), 0) };
+    const payload = Buffer.alloc(Math.max(12, payloadBytes));
+    for (let i = 0; i < messages; i++) {
+      await sleep(spacingMs);
+      payload.writeBigUInt64LE(process.hrtime.bigint(), 0);
+      payload.writeUInt32LE(i, 8);
+      await publisher.publish(subject, payload);
+    }
+    // Give stragglers a bounded time, then ask everyone for what they have.
+    const results = await Promise.race([
+      Promise.all(subs.map((s) => s.result<{ latencies: number[]; received: number }>())),
+      sleep(5000 + spacingMs * 10).then(() => null),
+    ]);
+    const final = results ?? (await Promise.all(subs.map((s) => (s.child.stdin!.end(), s.result<{ latencies: number[]; received: number }>()))));
+    const cpuEnd = { server: cpuMs(server.pid), subs: pids.reduce((a, p) => a + cpuMs(p), 0) };
+    await publisher.close();
+    const histogram = newHistogram();
+    let missing = 0;
+    for (let i = 0; i < messages; i++) {
+      let worst = -1;
+      for (const r of final) {
+        const latency = r.latencies[i] ?? -1;
+        if (latency < 0) missing++;
+        else worst = Math.max(worst, latency);
+      }
+      if (worst >= 0) histogram.recordValue(Math.max(1, worst));
+    }
+    const serverCpuMs = cpuEnd.server - cpuStart.server;
+    const subscribersCpuMs = cpuEnd.subs - cpuStart.subs;
+    return {
+      system,
+      subscribers,
+      messages,
+      payloadBytes: payload.length,
+      latency: summarise(histogram),
+      missing,
+      serverCpuMs,
+      subscribersCpuMs,
+      cpuUsPerDelivery: Math.round(((serverCpuMs + subscribersCpuMs) * 1000) / (messages * subscribers) * 10) / 10,
+    };
+  } finally {
+    await Promise.all(
+      subs.map(async (s) => {
+        s.child.stdin!.end();
+        await s.stop();
+      }),
+    );
+    await server.stop();
+  }
+}
+
+export async function run(options: {
+  systems?: SystemName[];
+  single: { messages: number; spacingMs: number };
+  fanout: { subscribers: number; messages: number; spacingMs: number };
+  payloadBytes: number;
+  progress?: (line: string) => void;
+}): Promise<CompareResult> {
+  const dir = scratchDir();
+  const rows: CompareRow[] = [];
+  const skipped: CompareResult["skipped"] = [];
+  try {
+    for (const system of options.systems ?? SYSTEMS) {
+      const reason = unavailable(system);
+      if (reason !== undefined) {
+        skipped.push({ system, reason });
+        options.progress?.(`compare: ${system} skipped: ${reason}`);
+        continue;
+      }
+      options.progress?.(`compare: ${system}, 1 subscriber`);
+      rows.push(await once(system, dir.path, 1, options.single.messages, options.single.spacingMs, options.payloadBytes));
+      options.progress?.(`compare: ${system}, ${options.fanout.subscribers} subscribers`);
+      rows.push(await once(system, dir.path, options.fanout.subscribers, options.fanout.messages, options.fanout.spacingMs, options.payloadBytes));
+    }
+    return { scenario: "compare", rows, skipped };
+  } finally {
+    dir.remove();
+  }
+}

@@ -1,0 +1,185 @@
+// Scenario: how N client processes learn that a subject changed, by polling,
+// push, notify and notify-then-fetch, while a publisher updates it at a fixed
+// rate. Latency is publish -> the moment each client has the new sequence
+// number (for polling that is staleness); CPU is broker + all clients over
+// the window; frames and bytes per update come from the broker's counters;
+// idle cost is the same window with no updates at all.
+
+import { join } from "node:path";
+import { connect, type Client } from "../client-sdk/index.js";
+import { cpuMs } from "./support/cpu.js";
+import { newHistogram, summarise, type LatencySummary } from "./support/histogram.js";
+import { clientScript, scratchDir, spawnNode, startBroker, type Spawned } from "./support/processes.js";
+
+export interface Mode {
+  name: string;
+  mode: "poll" | "push" | "notify" | "notify-fetch";
+  intervalMs?: number;
+}
+
+export const MODES: Mode[] = [
+  { name: "poll 10 ms", mode: "poll", intervalMs: 10 },
+  { name: "poll 100 ms", mode: "poll", intervalMs: 100 },
+  { name: "poll 1000 ms", mode: "poll", intervalMs: 1000 },
+  { name: "push", mode: "push" },
+  { name: "notify", mode: "notify" },
+  { name: "notify+fetch", mode: "notify-fetch" },
+];
+
+export interface DeliveryRow {
+  mode: string;
+  clients: number;
+  ratePerSecond: number;
+  updates: number;
+  latency: LatencySummary;
+  /** Every client ended with the last update (push: received every update). */
+  complete: boolean;
+  brokerCpuMs: number;
+  clientsCpuMs: number;
+  cpuUsPerUpdate: number;
+  framesPerUpdate: number;
+  bytesPerUpdate: number;
+}
+
+export interface IdleRow {
+  mode: string;
+  clients: number;
+  windowMs: number;
+  brokerCpuMs: number;
+  clientsCpuMs: number;
+  frames: number;
+}
+
+export interface UpdateDeliveryResult {
+  scenario: "update-delivery";
+  rows: DeliveryRow[];
+  idle: IdleRow[];
+}
+
+interface Counters {
+  frames: number;
+  bytes: number;
+}
+
+async function clientCounters(observer: Client): Promise<Counters> {
+  const status = await observer.status();
+  let frames = 0;
+  let bytes = 0;
+  for (const p of status.peers) {
+    if (!p.name.startsWith("bench-client")) continue;
+    frames += p.msgsIn + p.msgsOut;
+    bytes += p.bytesIn + p.bytesOut;
+  }
+  return { frames, bytes };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function cpuOf(pids: number[]): number {
+  return pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
+}
+
+export async function run(options: {
+  counts: number[];
+  rates: number[];
+  modes?: Mode[];
+  windowMs: number;
+  idleMs: number;
+  progress?: (line: string) => void;
+}): Promise<UpdateDeliveryResult> {
+  const dir = scratchDir();
+  const rows: DeliveryRow[] = [];
+  const idle: IdleRow[] = [];
+  try {
+    for (const mode of options.modes ?? MODES) {
+      for (const clients of options.counts) {
+        options.progress?.(`update-delivery: ${mode.name}, ${clients} client(s)`);
+        const socket = join(dir.path, `${mode.mode}-${clients}.sock`);
+        const broker = await startBroker(socket);
+        const subject = "bench.state";
+        const publisher = await connect({ socket, name: "bench-publisher", reconnect: false });
+        const observer = await connect({ socket, name: "bench-observer", reconnect: false });
+        await publisher.publish(subject, Buffer.alloc(64), { retain: true });
+        const spawned: Spawned[] = [];
+        try {
+          for (let i = 0; i < clients; i++) {
+            spawned.push(spawnNode(clientScript("update-client"), [socket, subject, mode.mode, String(mode.intervalMs ?? 0)]));
+          }
+          await Promise.all(spawned.map((s) => s.line("ready")));
+          const pids = spawned.map((s) => s.child.pid!);
+          await Promise.all(spawned.map((s) => s.ask("dump"))); // drop what start-up recorded
+          // Idle: no updates at all.
+          const idleStart = { broker: cpuMs(broker.pid), clients: cpuOf(pids), counters: await clientCounters(observer) };
+          await sleep(options.idleMs);
+          const idleCounters = await clientCounters(observer);
+          idle.push({
+            mode: mode.name,
+            clients,
+            windowMs: options.idleMs,
+            brokerCpuMs: cpuMs(broker.pid) - idleStart.broker,
+            clientsCpuMs: cpuOf(pids) - idleStart.clients,
+            frames: idleCounters.frames - idleStart.counters.frames,
+          });
+          for (const rate of options.rates) {
+            const sentAt = new Map<number, bigint>();
+            const start = { broker: cpuMs(broker.pid), clients: cpuOf(pids), counters: await clientCounters(observer) };
+            const updates = Math.max(1, Math.round((rate * options.windowMs) / 1000));
+            const payload = Buffer.alloc(64);
+            const began = Date.now();
+            for (let i = 0; i < updates; i++) {
+              const due = began + (i * 1000) / rate;
+              const wait = due - Date.now();
+              if (wait > 0) await sleep(wait);
+              const at = process.hrtime.bigint();
+              const { seq } = await publisher.publish(subject, payload, { retain: true });
+              sentAt.set(seq!, at);
+            }
+            // Let the slowest mode catch up: one poll interval and a margin.
+            await sleep((mode.intervalMs ?? 0) + 200);
+            const end = { broker: cpuMs(broker.pid), clients: cpuOf(pids), counters: await clientCounters(observer) };
+            const dumps = await Promise.all(spawned.map((s) => s.ask<{ records: Array<[number, string]>; last: number }>("dump")));
+            const lastSeq = Math.max(...sentAt.keys());
+            const histogram = newHistogram();
+            let complete = true;
+            for (const dump of dumps) {
+              for (const [seq, at] of dump.records) {
+                const sent = sentAt.get(seq);
+                if (sent !== undefined) histogram.recordValue(Math.max(1, Number(BigInt(at) - sent)));
+              }
+              if (dump.last !== lastSeq) complete = false;
+              if (mode.mode === "push" && dump.records.length !== updates) complete = false;
+            }
+            const brokerCpuMs = end.broker - start.broker;
+            const clientsCpuMs = end.clients - start.clients;
+            rows.push({
+              mode: mode.name,
+              clients,
+              ratePerSecond: rate,
+              updates,
+              latency: summarise(histogram),
+              complete,
+              brokerCpuMs,
+              clientsCpuMs,
+              cpuUsPerUpdate: Math.round(((brokerCpuMs + clientsCpuMs) * 1000) / updates),
+              framesPerUpdate: Math.round(((end.counters.frames - start.counters.frames) / updates) * 100) / 100,
+              bytesPerUpdate: Math.round((end.counters.bytes - start.counters.bytes) / updates),
+            });
+          }
+        } finally {
+          await Promise.all(
+            spawned.map(async (s) => {
+              s.child.stdin!.end();
+              await s.stop();
+            }),
+          );
+          await publisher.close();
+          await observer.close();
+          await broker.stop();
+        }
+      }
+    }
+    return { scenario: "update-delivery", rows, idle };
+  } finally {
+    dir.remove();
+  }
+}
