@@ -4,9 +4,8 @@
 
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { newHistogram, summarise, type LatencySummary } from "./support/histogram.js";
-import { clientScript, scratchDir, spawnNode } from "./support/processes.js";
+import { clientScript, DIST, scratchDir, spawnNode } from "./support/processes.js";
 
 export interface FloorsResult {
   scenario: "floors";
@@ -24,7 +23,7 @@ export async function run(options: { messages: number; payloadBytes: number; int
     const node = await pinger.result<{ latency: LatencySummary; cpuMs: number }>();
     await echo.stop();
 
-    const source = fileURLToPath(new URL("../../bench/floors/pingpong.c", import.meta.url));
+    const source = join(DIST, "..", "bench", "floors", "pingpong.c");
     const binary = join(dir.path, "pingpong");
     const cc = spawnSync("cc", ["-O2", "-o", binary, source]);
     let c: FloorsResult["c"];

@@ -1,68 +1,109 @@
-// `npm run bench`: runs the scenarios, prints a Markdown table, and writes
-// the raw numbers (with the machine they came from) to bench/results/.
+// `npm run bench` (quick profile, a few minutes on 2 cores), `-- --full` for
+// the whole matrix, `-- --only <scenario>`. Progress on stderr, a line per
+// step with an ETA; results to bench/results/<timestamp>.json, the report
+// to bench/results/<timestamp>.md and latest.md, the chart to latest.svg.
+// Every number is measured; a scenario that fails is reported as failed.
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, release } from "node:os";
 import { join } from "node:path";
 import { DIST } from "./support/processes.js";
-import { run as pushLatency, type PushLatencyResult } from "./push-latency.bench.js";
-import { run as notifyScenario, type NotifyResult } from "./notify.bench.js";
+import { chart, markdown, type RunResults } from "./support/report.js";
+import { run as floors } from "./floors.bench.js";
+import { run as compare } from "./compare.bench.js";
+import { run as delivery } from "./update-delivery.bench.js";
+import { run as throughput } from "./throughput.bench.js";
+import { run as notify } from "./notify.bench.js";
 
-const full = process.argv.includes("--full");
-const onlyIndex = process.argv.indexOf("--only");
-const only = onlyIndex > 0 ? process.argv[onlyIndex + 1] : undefined;
-const messages = full ? 20_000 : 5_000;
+export const SCENARIOS = ["floors", "compare", "update-delivery", "throughput", "notify"] as const;
+type Scenario = (typeof SCENARIOS)[number];
 
-function table(r: PushLatencyResult): string {
-  const row = (name: string, l: PushLatencyResult["floor"]["latency"], cpu: string): string =>
-    `| ${name} | ${l.p50Us} | ${l.p90Us} | ${l.p99Us} | ${l.maxUs} | ${cpu} |`;
-  return [
-    `Push latency, 1 publisher → 1 subscriber, ${r.messages} messages of ${r.payloadBytes} B, one every ${r.intervalMs} ms (µs):`,
-    "",
-    "| path | p50 | p90 | p99 | max | CPU µs/msg (all processes) |",
-    "|---|---|---|---|---|---|",
-    row("raw Node Unix socket (floor, RTT/2)", r.floor.latency, String(Math.round((r.floor.cpuMs * 1000) / r.messages))),
-    row("xpcbus push", r.push.latency, String(r.push.cpuUsPerMessage)),
-    "",
-    `xpcbus / floor: p50 ${r.ratios.p50VsFloor}×, p99 ${r.ratios.p99VsFloor}×. Broker CPU ${r.push.brokerCpuMs} ms, publisher ${r.push.publisherCpuMs} ms, subscriber ${r.push.subscriberCpuMs} ms.`,
-  ].join("\n");
+export interface BenchOptions {
+  profile: "quick" | "full" | "tiny";
+  only?: Scenario;
+  outDir: string;
 }
 
-function notifyTable(r: NotifyResult): string {
-  return [
-    `Notify (Linux table + futex): broker time per post, ns (mean of 2000 posts; a publish nobody watches: ${r.unwatchedNsPerPost} ns):`,
-    "",
-    "| watchers | only checking | asleep on the slot |",
-    "|---|---|---|",
-    ...r.postCost.map((row) => `| ${row.watchers} | ${row.checkOnlyNsPerPost} | ${row.sleepingNsPerPost} |`),
-    "",
-    "Wake-up latency, publish → watcher callback (µs):",
-    "",
-    "| watching connections | p50 | p90 | p99 | max | wake-ups |",
-    "|---|---|---|---|---|---|",
-    ...r.wakeLatency.map((w) => `| ${w.watchers} | ${w.latency.p50Us} | ${w.latency.p90Us} | ${w.latency.p99Us} | ${w.latency.maxUs} | ${w.latency.count} |`),
-  ].join("\n");
+const PROFILES = {
+  tiny: { counts: [1, 3], rates: [20], windowMs: 1000, idleMs: 1000, single: 200, fanoutSubs: 3, fanoutMsgs: 20, tp: 2000, floor: 200 },
+  quick: { counts: [1, 10, 100], rates: [50], windowMs: 2000, idleMs: 2000, single: 2000, fanoutSubs: 100, fanoutMsgs: 100, tp: 20000, floor: 2000 },
+  full: { counts: [1, 10, 100, 1000], rates: [1, 50], windowMs: 5000, idleMs: 5000, single: 10000, fanoutSubs: 100, fanoutMsgs: 500, tp: 100000, floor: 10000 },
+};
+
+export async function runBench(options: BenchOptions): Promise<RunResults> {
+  const p = PROFILES[options.profile];
+  const started = Date.now();
+  const results: RunResults = {
+    machine: { cpu: cpus()[0]?.model, cores: cpus().length, kernel: release(), node: process.version },
+    profile: options.profile,
+    startedAt: new Date(started).toISOString(),
+    durationS: 0,
+    failures: [],
+  };
+  const wanted = (s: Scenario): boolean => options.only === undefined || options.only === s;
+  const steps = SCENARIOS.filter(wanted);
+  let done = 0;
+  const progress = (line: string): void => {
+    const elapsed = (Date.now() - started) / 1000;
+    const eta = done > 0 ? Math.round((elapsed / done) * (steps.length - done)) : undefined;
+    process.stderr.write(`bench [${done}/${steps.length}] ${Math.round(elapsed)} s${eta === undefined ? "" : `, ETA ~${eta} s`}: ${line}\n`);
+  };
+  const attempt = async (scenario: Scenario, body: () => Promise<void>): Promise<void> => {
+    if (!wanted(scenario)) return;
+    progress(`${scenario} starting`);
+    try {
+      await body();
+    } catch (error) {
+      results.failures.push({ scenario, error: (error as Error).stack ?? String(error) });
+      progress(`${scenario} FAILED: ${(error as Error).message}`);
+    }
+    done++;
+  };
+  await attempt("floors", async () => {
+    results.floors = await floors({ messages: p.floor, payloadBytes: 64, intervalMs: 1 });
+  });
+  await attempt("compare", async () => {
+    results.compare = await compare({
+      single: { messages: p.single, spacingMs: 1 },
+      fanout: { subscribers: p.fanoutSubs, messages: p.fanoutMsgs, spacingMs: 20 },
+      payloadBytes: 64,
+      progress,
+    });
+  });
+  await attempt("update-delivery", async () => {
+    results.delivery = await delivery({ counts: p.counts, rates: p.rates, windowMs: p.windowMs, idleMs: p.idleMs, progress });
+  });
+  await attempt("throughput", async () => {
+    results.throughput = await throughput({ messages: p.tp, payloads: [64, 4096] });
+  });
+  if (process.platform === "linux") {
+    await attempt("notify", async () => {
+      results.notify = await notify();
+    });
+  }
+  results.durationS = Math.round((Date.now() - started) / 1000);
+  mkdirSync(options.outDir, { recursive: true });
+  const stamp = results.startedAt.replace(/[:.]/g, "-");
+  const report = markdown(results);
+  const json = `${JSON.stringify(results, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v), 2)}\n`;
+  writeFileSync(join(options.outDir, `${stamp}.json`), json);
+  writeFileSync(join(options.outDir, `${stamp}.md`), report);
+  writeFileSync(join(options.outDir, "latest.md"), report);
+  writeFileSync(join(options.outDir, "latest.svg"), chart(results));
+  return results;
 }
 
-const results: unknown[] = [];
-const sections: string[] = [];
-if (only === undefined || only === "push-latency") {
-  process.stderr.write(`bench: push-latency (${messages} messages, ~${Math.ceil((messages * 2 * 1.1) / 1000)} s)\n`);
-  const result = await pushLatency({ messages, payloadBytes: 64, intervalMs: 1 });
-  results.push(result);
-  sections.push(table(result));
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].split("/").slice(-3).join("/"));
+if (invokedDirectly) {
+  const args = process.argv.slice(2);
+  const onlyIndex = args.indexOf("--only");
+  const only = onlyIndex >= 0 ? (args[onlyIndex + 1] as Scenario) : undefined;
+  if (only !== undefined && !(SCENARIOS as readonly string[]).includes(only)) {
+    process.stderr.write(`bench: unknown scenario "${only}"; known: ${SCENARIOS.join(", ")}\n`);
+    process.exit(2);
+  }
+  const profile = args.includes("--full") ? "full" : "quick";
+  const results = await runBench({ profile, only, outDir: join(DIST, "..", "bench", "results") });
+  process.stdout.write(markdown(results));
+  process.exitCode = results.failures.length > 0 ? 1 : 0;
 }
-if ((only === undefined || only === "notify") && process.platform === "linux") {
-  process.stderr.write("bench: notify (post cost with 1-1000 watchers, wake-up latency; ~20 s)\n");
-  const result = await notifyScenario();
-  results.push(result);
-  sections.push(notifyTable(result));
-}
-const machine = { cpu: cpus()[0]?.model, cores: cpus().length, kernel: release(), node: process.version };
-const markdown = sections.join("\n\n");
-process.stdout.write(`${markdown}\n`);
-const dir = join(DIST, "..", "bench", "results");
-mkdirSync(dir, { recursive: true });
-const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-writeFileSync(join(dir, `${stamp}.json`), `${JSON.stringify({ machine, results }, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v), 2)}\n`);
-writeFileSync(join(dir, "latest.md"), `${markdown}\n\nMachine: ${machine.cpu}, ${machine.cores} cores, Linux ${machine.kernel}, Node ${machine.node}.\n`);

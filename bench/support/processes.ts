@@ -4,12 +4,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
-/** dist/bench/support → dist */
-export const DIST = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+/** The build: dist/bench/support → dist; from the sources (tests), bench/support → dist. */
+const up = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const DIST = basename(up) === "dist" ? up : join(up, "dist");
 export const CLI = join(DIST, "daemon", "cli", "main.js");
 
 export function clientScript(name: string): string {

@@ -1,0 +1,47 @@
+// The benchmark harness itself, at tiny counts: the JSON has its shape, every
+// delivery mode delivered every update, and the report and chart are written.
+// No timing is asserted: speed is reported by `npm run bench`, not tested.
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { runBench } from "./run.js";
+
+const outDir = mkdtempSync(join(tmpdir(), "xpcbus-bench-"));
+afterAll(() => rmSync(outDir, { recursive: true, force: true }));
+
+describe("benchmark harness (tiny profile)", () => {
+  it("runs every scenario, loses nothing, and writes JSON, Markdown and SVG", async () => {
+    const results = await runBench({ profile: "tiny", outDir });
+    expect(results.failures).toEqual([]);
+    const delivery = results.delivery!;
+    const modes = new Set(delivery.rows.map((r) => r.mode));
+    expect([...modes].sort()).toEqual(["notify", "notify+fetch", "poll 10 ms", "poll 100 ms", "poll 1000 ms", "push"]);
+    expect(new Set(delivery.rows.map((r) => r.clients))).toEqual(new Set([1, 3]));
+    for (const row of delivery.rows) {
+      expect(row.complete, `${row.mode} with ${row.clients} clients`).toBe(true);
+      expect(row.latency.count).toBeGreaterThan(0);
+      expect(row.updates).toBeGreaterThan(0);
+    }
+    // Notify wakes by the table: no frames to the broker per update, none while idle.
+    for (const row of delivery.rows.filter((r) => r.mode === "notify")) expect(row.framesPerUpdate).toBe(0);
+    for (const row of delivery.idle.filter((r) => r.mode === "notify" || r.mode === "push")) expect(row.frames).toBe(0);
+    const ours = results.compare!.rows.filter((r) => r.system === "xpcbus");
+    expect(ours.map((r) => r.subscribers)).toEqual([1, 3]);
+    for (const row of results.compare!.rows) expect(row.missing, row.system).toBe(0);
+    expect(results.floors!.node.latency.count).toBe(200);
+    expect(results.throughput!.rows.map((r) => r.payloadBytes)).toEqual([64, 4096]);
+    if (process.platform === "linux") expect(results.notify!.postCost.map((r) => r.watchers)).toEqual([1, 10, 100, 1000]);
+
+    const files = readdirSync(outDir);
+    const json = files.find((f) => f.endsWith(".json"))!;
+    const parsed = JSON.parse(readFileSync(join(outDir, json), "utf8")) as { machine: { cores: number }; delivery: unknown };
+    expect(parsed.machine.cores).toBeGreaterThan(0);
+    expect(parsed.delivery).toBeDefined();
+    expect(readFileSync(join(outDir, "latest.md"), "utf8")).toMatch(/## Update delivery/);
+    const svg = readFileSync(join(outDir, "latest.svg"), "utf8");
+    expect(svg).toMatch(/^<svg /);
+    expect(svg.match(/<circle /g)!.length).toBeGreaterThanOrEqual(delivery.rows.length);
+    expect(existsSync(join(outDir, json.replace(".json", ".md")))).toBe(true);
+  }, 240_000);
+});

@@ -1,0 +1,157 @@
+// Turns a run's results into the Markdown report and the SVG chart (CPU per
+// update against latency, log scales, one mark per mode and client count).
+// Ratios are against the floor and the best peer measured in the same run.
+
+import type { CompareResult } from "../compare.bench.js";
+import type { FloorsResult } from "../floors.bench.js";
+import type { NotifyResult } from "../notify.bench.js";
+import type { ThroughputRow } from "../throughput.bench.js";
+import type { DeliveryRow, UpdateDeliveryResult } from "../update-delivery.bench.js";
+
+export interface RunResults {
+  machine: { cpu: string | undefined; cores: number; kernel: string; node: string };
+  profile: string;
+  startedAt: string;
+  durationS: number;
+  floors?: FloorsResult;
+  compare?: CompareResult;
+  delivery?: UpdateDeliveryResult;
+  throughput?: { rows: ThroughputRow[] };
+  notify?: NotifyResult;
+  failures: Array<{ scenario: string; error: string }>;
+}
+
+const ratio = (a: number, b: number): string => (b > 0 ? `${(a / b).toFixed(2)}×` : "n/a");
+
+function table(header: string[], rows: Array<Array<string | number>>): string {
+  return [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+}
+
+/** The headline: the numbers a skeptic asks for first. */
+export function headline(r: RunResults): string {
+  const lines: string[] = [];
+  const floor = r.floors?.node.latency.p50Us;
+  const single = r.compare?.rows.filter((row) => row.subscribers === 1) ?? [];
+  const fan = r.compare?.rows.filter((row) => row.subscribers > 1) ?? [];
+  const ours = single.find((row) => row.system === "xpcbus");
+  const redis = single.find((row) => row.system === "redis");
+  const oursFan = fan.find((row) => row.system === "xpcbus");
+  const nats = fan.find((row) => row.system === "nats");
+  if (ours !== undefined && floor !== undefined) {
+    lines.push(`- push, 1 subscriber: p50 ${ours.latency.p50Us} µs = ${ratio(ours.latency.p50Us, floor)} the Node socket floor (${floor} µs)` +
+      (redis ? `, ${ratio(ours.latency.p50Us, redis.latency.p50Us)} Redis pub/sub (${redis.latency.p50Us} µs)` : ""));
+  }
+  if (oursFan !== undefined) {
+    lines.push(`- ${oursFan.subscribers} subscribers, last one: p50 ${oursFan.latency.p50Us} µs` + (nats ? ` vs NATS ${nats.latency.p50Us} µs (${ratio(oursFan.latency.p50Us, nats.latency.p50Us)})` : ""));
+    const best = fan.filter((row) => row.system !== "xpcbus").sort((a, b) => a.cpuUsPerDelivery - b.cpuUsPerDelivery)[0];
+    lines.push(`- CPU per delivery: ${oursFan.cpuUsPerDelivery} µs` + (best ? ` vs best peer ${best.system} ${best.cpuUsPerDelivery} µs (${ratio(oursFan.cpuUsPerDelivery, best.cpuUsPerDelivery)})` : ""));
+  }
+  const rows = r.delivery?.rows ?? [];
+  const poll = rows.find((row) => row.mode === "poll 100 ms" && row.clients === 10);
+  const push = rows.find((row) => row.mode === "push" && row.clients === 10 && row.ratePerSecond === poll?.ratePerSecond);
+  if (poll && push) {
+    const pollCpu = poll.brokerCpuMs + poll.clientsCpuMs;
+    const pushCpu = push.brokerCpuMs + push.clientsCpuMs;
+    lines.push(`- 10 clients, ${poll.ratePerSecond} updates/s: polling every 100 ms costs ${pollCpu} ms CPU, push ${pushCpu} ms (${pushCpu > 0 ? `${(pollCpu / pushCpu).toFixed(1)}× less` : "below the 10 ms tick"}); staleness p50 ${poll.latency.p50Us} µs vs ${push.latency.p50Us} µs`);
+  }
+  const idle = r.delivery?.idle.filter((row) => row.mode === "notify") ?? [];
+  for (const row of idle) {
+    lines.push(`- notify, ${row.clients} idle watcher(s), ${row.windowMs} ms: ${row.frames} frames, ${row.clientsCpuMs} ms client CPU, ${row.brokerCpuMs} ms broker CPU`);
+  }
+  return lines.join("\n");
+}
+
+export function markdown(r: RunResults): string {
+  const out: string[] = [
+    `# xpcbus benchmark (${r.profile} profile)`,
+    "",
+    `${r.startedAt}, ${r.durationS} s. Machine: ${r.machine.cpu}, ${r.machine.cores} cores, Linux ${r.machine.kernel}, Node ${r.machine.node}.`,
+    "Every process is real; latency is HdrHistogram over every delivery; CPU is user+system from /proc (10 ms ticks).",
+    "",
+    "## Headline",
+    "",
+    headline(r),
+  ];
+  if (r.floors) {
+    const c = "latency" in r.floors.c ? r.floors.c.latency : undefined;
+    out.push("", "## Floors (one-way = round trip / 2, µs)", "", table(["path", "p50", "p90", "p99", "max"], [
+      ["Node ↔ Node, Unix socket", r.floors.node.latency.p50Us, r.floors.node.latency.p90Us, r.floors.node.latency.p99Us, r.floors.node.latency.maxUs],
+      ...(c ? [["C ↔ C, Unix socket pair", c.p50Us, c.p90Us, c.p99Us, c.maxUs]] : []),
+    ]));
+    if (!("latency" in r.floors.c)) out.push("", `C floor skipped: ${r.floors.c.skipped}`);
+  }
+  if (r.compare) {
+    out.push("", "## Brokers side by side (same payload, same process counts)", "", table(
+      ["broker", "subscribers", "p50 µs", "p90 µs", "p99 µs", "max µs", "lost", "CPU µs/delivery", "vs floor p50"],
+      r.compare.rows.map((row) => [row.system, row.subscribers, row.latency.p50Us, row.latency.p90Us, row.latency.p99Us, row.latency.maxUs, row.missing, row.cpuUsPerDelivery,
+        r.floors ? ratio(row.latency.p50Us, r.floors.node.latency.p50Us) : "n/a"]),
+    ));
+    for (const s of r.compare.skipped) out.push("", `${s.system} skipped: ${s.reason}`);
+  }
+  if (r.delivery) {
+    out.push("", "## Update delivery: poll vs push vs notify", "", "Latency: publish → the client has the new sequence number (staleness, for polling).", "", table(
+      ["mode", "clients", "updates/s", "p50 µs", "p99 µs", "complete", "broker CPU ms", "clients CPU ms", "CPU µs/update", "frames/update", "bytes/update"],
+      r.delivery.rows.map((row: DeliveryRow) => [row.mode, row.clients, row.ratePerSecond, row.latency.p50Us, row.latency.p99Us, row.complete ? "yes" : "NO", row.brokerCpuMs, row.clientsCpuMs, row.cpuUsPerUpdate, row.framesPerUpdate, row.bytesPerUpdate]),
+    ));
+    out.push("", "Idle (no updates at all):", "", table(
+      ["mode", "clients", "window ms", "broker CPU ms", "clients CPU ms", "frames"],
+      r.delivery.idle.map((row) => [row.mode, row.clients, row.windowMs, row.brokerCpuMs, row.clientsCpuMs, row.frames]),
+    ));
+  }
+  if (r.throughput) {
+    out.push("", "## Throughput, 1 publisher → 1 subscriber", "", table(["payload", "messages", "msgs/s", "CPU µs/msg (all)", "broker CPU ms"],
+      r.throughput.rows.map((row) => [`${row.payloadBytes} B`, row.messages, row.messagesPerSecond, row.cpuUsPerMessage, row.brokerCpuMs])));
+  }
+  if (r.notify) {
+    out.push("", "## Notify post cost (broker event-loop time per post, ns)", "", `A publish nobody watches: ${r.notify.unwatchedNsPerPost} ns.`, "", table(
+      ["watchers", "only checking", "asleep on the slot"], r.notify.postCost.map((row) => [row.watchers, row.checkOnlyNsPerPost, row.sleepingNsPerPost]),
+    ), "", "Wake-up latency, publish → watcher callback:", "", table(["watching connections", "p50 µs", "p90 µs", "p99 µs", "max µs"],
+      r.notify.wakeLatency.map((w) => [w.watchers, w.latency.p50Us, w.latency.p90Us, w.latency.p99Us, w.latency.maxUs])));
+  }
+  if (r.failures.length > 0) {
+    out.push("", "## Failures", "", ...r.failures.map((f) => `- ${f.scenario}: ${f.error}`));
+  }
+  return `${out.join("\n")}\n`;
+}
+
+/** CPU per update (x) against p50 latency (y), both log scale; one mark per mode and client count. */
+export function chart(r: RunResults): string {
+  const rows = (r.delivery?.rows ?? []).filter((row) => row.cpuUsPerUpdate > 0 && row.latency.p50Us > 0);
+  const width = 720;
+  const height = 440;
+  const pad = { left: 70, right: 170, top: 30, bottom: 50 };
+  const xs = rows.map((row) => Math.log10(row.cpuUsPerUpdate));
+  const ys = rows.map((row) => Math.log10(row.latency.p50Us));
+  const [x0, x1] = [Math.floor(Math.min(...xs, 1)), Math.ceil(Math.max(...xs, 2))];
+  const [y0, y1] = [Math.floor(Math.min(...ys, 1)), Math.ceil(Math.max(...ys, 2))];
+  const px = (v: number): number => pad.left + ((v - x0) / (x1 - x0 || 1)) * (width - pad.left - pad.right);
+  const py = (v: number): number => height - pad.bottom - ((v - y0) / (y1 - y0 || 1)) * (height - pad.top - pad.bottom);
+  const modes = [...new Set(rows.map((row) => row.mode))];
+  const colours = ["#c0392b", "#e67e22", "#f1c40f", "#2980b9", "#27ae60", "#8e44ad", "#7f8c8d"];
+  const colour = (mode: string): string => colours[modes.indexOf(mode) % colours.length] as string;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="${pad.left}" y="18" font-size="14">Update delivery: CPU per update vs latency p50 (log-log; label = clients)</text>`,
+  ];
+  for (let e = x0; e <= x1; e++) {
+    parts.push(`<line x1="${px(e)}" y1="${pad.top}" x2="${px(e)}" y2="${height - pad.bottom}" stroke="#eee"/>`, `<text x="${px(e)}" y="${height - pad.bottom + 16}" text-anchor="middle">${10 ** e} µs</text>`);
+  }
+  for (let e = y0; e <= y1; e++) {
+    parts.push(`<line x1="${pad.left}" y1="${py(e)}" x2="${width - pad.right}" y2="${py(e)}" stroke="#eee"/>`, `<text x="${pad.left - 6}" y="${py(e) + 4}" text-anchor="end">${10 ** e} µs</text>`);
+  }
+  parts.push(`<text x="${(pad.left + width - pad.right) / 2}" y="${height - 12}" text-anchor="middle">CPU per update (broker + all clients)</text>`);
+  parts.push(`<text transform="translate(16 ${(pad.top + height - pad.bottom) / 2}) rotate(-90)" text-anchor="middle">latency p50 (publish → client has it)</text>`);
+  rows.forEach((row, i) => {
+    const x = px(xs[i] as number);
+    const y = py(ys[i] as number);
+    parts.push(`<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="5" fill="${colour(row.mode)}"><title>${row.mode}, ${row.clients} clients: ${row.cpuUsPerUpdate} µs CPU, p50 ${row.latency.p50Us} µs</title></circle>`);
+    parts.push(`<text x="${(x + 7).toFixed(1)}" y="${(y + 4).toFixed(1)}" font-size="10">${row.clients}</text>`);
+  });
+  modes.forEach((mode, i) => {
+    const y = pad.top + 10 + i * 18;
+    parts.push(`<circle cx="${width - pad.right + 20}" cy="${y}" r="5" fill="${colour(mode)}"/>`, `<text x="${width - pad.right + 32}" y="${y + 4}">${mode}</text>`);
+  });
+  parts.push("</svg>");
+  return `${parts.join("\n")}\n`;
+}
