@@ -30,6 +30,7 @@ describe("benchmark harness (tiny profile)", () => {
     expect(ours.map((r) => r.subscribers)).toEqual([1, 3]);
     for (const row of results.compare!.rows) expect(row.missing, row.system).toBe(0);
     expect(results.floors!.node.latency.count).toBe(200);
+    expect(results.floors!.c).toBeDefined();
     expect(results.throughput!.rows.map((r) => r.payloadBytes)).toEqual([64, 4096]);
     if (process.platform === "linux") expect(results.notify!.postCost.map((r) => r.watchers)).toEqual([1, 10, 100, 1000]);
 

@@ -79,12 +79,19 @@ function cpuOf(pids: number[]): number {
   return pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
 }
 
+export interface Rate {
+  perSecond: number;
+  /** How long the publisher updates at this rate. */
+  windowMs: number;
+}
+
 export async function run(options: {
   counts: number[];
-  rates: number[];
+  rates: Rate[];
   modes?: Mode[];
-  windowMs: number;
   idleMs: number;
+  /** Skip (mode, clients) pairs, e.g. 100 clients polling every 10 ms in the quick profile. */
+  skip?: (mode: Mode, clients: number) => boolean;
   progress?: (line: string) => void;
 }): Promise<UpdateDeliveryResult> {
   const dir = scratchDir();
@@ -93,6 +100,7 @@ export async function run(options: {
   try {
     for (const mode of options.modes ?? MODES) {
       for (const clients of options.counts) {
+        if (options.skip?.(mode, clients) === true) continue;
         options.progress?.(`update-delivery: ${mode.name}, ${clients} client(s)`);
         const socket = join(dir.path, `${mode.mode}-${clients}.sock`);
         const broker = await startBroker(socket);
@@ -120,10 +128,10 @@ export async function run(options: {
             clientsCpuMs: cpuOf(pids) - idleStart.clients,
             frames: idleCounters.frames - idleStart.counters.frames,
           });
-          for (const rate of options.rates) {
+          for (const { perSecond: rate, windowMs } of options.rates) {
             const sentAt = new Map<number, bigint>();
             const start = { broker: cpuMs(broker.pid), clients: cpuOf(pids), counters: await clientCounters(observer) };
-            const updates = Math.max(1, Math.round((rate * options.windowMs) / 1000));
+            const updates = Math.max(1, Math.round((rate * windowMs) / 1000));
             const payload = Buffer.alloc(64);
             const began = Date.now();
             for (let i = 0; i < updates; i++) {
