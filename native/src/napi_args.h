@@ -24,6 +24,15 @@ inline bool ReadState(const Napi::CallbackInfo& info, size_t arg, uint64_t* out)
   return true;
 }
 
+inline bool ReadNumber(const Napi::CallbackInfo& info, size_t arg, const char* what, double* out) {
+  if (info.Length() <= arg || !info[arg].IsNumber()) {
+    Napi::TypeError::New(info.Env(), std::string(what) + " must be a number").ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = info[arg].As<Napi::Number>().DoubleValue();
+  return true;
+}
+
 inline bool ReadString(const Napi::CallbackInfo& info, size_t arg, const char* what, std::string* out) {
   if (info.Length() <= arg || !info[arg].IsString()) {
     Napi::TypeError::New(info.Env(), std::string(what) + " must be a string").ThrowAsJavaScriptException();

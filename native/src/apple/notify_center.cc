@@ -45,11 +45,9 @@ bool ReadName(const Napi::CallbackInfo& info, size_t arg, std::string* out) {
 }
 
 bool ReadToken(const Napi::CallbackInfo& info, size_t arg, int* out) {
-  if (info.Length() <= arg || !info[arg].IsNumber()) {
-    Napi::TypeError::New(info.Env(), "token must be a number").ThrowAsJavaScriptException();
-    return false;
-  }
-  *out = info[arg].As<Napi::Number>().Int32Value();
+  double value;
+  if (!ReadNumber(info, arg, "token", &value)) return false;
+  *out = static_cast<int>(value);
   return true;
 }
 

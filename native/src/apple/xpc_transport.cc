@@ -44,19 +44,28 @@ bool UnwrapXpc(const Napi::CallbackInfo& info, size_t arg, xpc_object_t* out) {
   return true;
 }
 
-// xpcEncode(message) -> External: the XPC dictionary for a protocol map,
-// built once and sent to any number of peers.
-Napi::Value Encode(const Napi::CallbackInfo& info) {
+// A protocol map as a new XPC dictionary (the caller releases it), or false
+// after throwing a TypeError that starts with `what`.
+bool EncodeMap(const Napi::CallbackInfo& info, const char* what, xpc_object_t* out) {
   Napi::Env env = info.Env();
   ValueNode tree;
   std::string error;
   if (info.Length() < 1 || !info[0].IsObject() || !TreeFromJs(env, info[0], ValueLimits(), &tree, &error) ||
       tree.kind != ValueNode::Kind::Map) {
-    Napi::TypeError::New(env, "xpcEncode(message): " + (error.empty() ? std::string("a plain object is required") : error))
+    Napi::TypeError::New(env, std::string(what) + ": " + (error.empty() ? std::string("a plain object is required") : error))
         .ThrowAsJavaScriptException();
-    return env.Undefined();
+    return false;
   }
-  return WrapXpc(env, TreeToXpc(tree));
+  *out = TreeToXpc(tree);
+  return true;
+}
+
+// xpcEncode(message) -> External: the XPC dictionary for a protocol map,
+// built once and sent to any number of peers.
+Napi::Value Encode(const Napi::CallbackInfo& info) {
+  xpc_object_t message;
+  if (!EncodeMap(info, "xpcEncode(message)", &message)) return info.Env().Undefined();
+  return WrapXpc(info.Env(), message);
 }
 
 // What the threads hand to JS.
@@ -374,11 +383,9 @@ class XpcListener : public Napi::ObjectWrap<XpcListener> {
   }
 
   bool ReadPeer(const Napi::CallbackInfo& info, size_t arg, uint32_t* out) {
-    if (info.Length() <= arg || !info[arg].IsNumber()) {
-      Napi::TypeError::New(info.Env(), "peer must be a number").ThrowAsJavaScriptException();
-      return false;
-    }
-    *out = info[arg].As<Napi::Number>().Uint32Value();
+    double value;
+    if (!ReadNumber(info, arg, "peer", &value)) return false;
+    *out = static_cast<uint32_t>(value);
     return true;
   }
 
@@ -547,20 +554,11 @@ class XpcClient : public Napi::ObjectWrap<XpcClient> {
 
  private:
   bool Encoded(const Napi::CallbackInfo& info, xpc_object_t* out) {
-    Napi::Env env = info.Env();
     if (connection_ == nullptr) {
-      Napi::Error::New(env, "the XPC connection is closed").ThrowAsJavaScriptException();
+      Napi::Error::New(info.Env(), "the XPC connection is closed").ThrowAsJavaScriptException();
       return false;
     }
-    ValueNode tree;
-    std::string error;
-    if (info.Length() < 1 || !TreeFromJs(env, info[0], ValueLimits(), &tree, &error) || tree.kind != ValueNode::Kind::Map) {
-      Napi::TypeError::New(env, "XPC message: " + (error.empty() ? std::string("a plain object is required") : error))
-          .ThrowAsJavaScriptException();
-      return false;
-    }
-    *out = TreeToXpc(tree);
-    return true;
+    return EncodeMap(info, "XPC message", out);
   }
 
   Napi::Value Send(const Napi::CallbackInfo& info) {
