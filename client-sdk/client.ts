@@ -90,6 +90,8 @@ export interface ClientEvents {
   reconnected: [info: { peer: number }];
   /** A subscription's queue overflowed; `dropped` is its running total. */
   slowConsumer: [info: { subject: string; sid: number; dropped: number }];
+  /** The broker dropped messages for this connection because it was not reading fast enough. */
+  dropped: [info: { count: number; total: number }];
   /** An `err` from the broker that no pending call was waiting for (e.g. a fire-and-forget publish). */
   brokerError: [error: BrokerError];
   closed: [error: Error | undefined];
@@ -693,6 +695,9 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
         }
         return;
       }
+      case "dropped":
+        this.emit("dropped", { count: Number(map["count"]), total: Number(map["total"]) });
+        return;
       case "bye":
         // The broker is going away; the close that follows triggers a reconnect.
         return;

@@ -6,7 +6,7 @@
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import { defaultSocketPath, SOCKET_ENV, SYSTEM_SOCKET_PATH } from "../client-sdk/paths.js";
-import { Broker } from "./core/broker.js";
+import { Broker, type SlowConsumerPolicy } from "./core/broker.js";
 import type { BrokerLimitOptions } from "./core/options.js";
 import { fileSequenceFloor } from "./sequence-file.js";
 import { prepareSocketDir } from "./socket-dir.js";
@@ -46,6 +46,8 @@ export interface DaemonOptions {
   service?: string;
   /** macOS, with `service`: the code-signing requirement every XPC peer must satisfy. */
   codeSigningRequirement?: string;
+  /** What to do with a peer that does not read: drop its oldest messages (default) or disconnect it. */
+  slowConsumer?: SlowConsumerPolicy;
   /** The environment to read systemd's LISTEN_FDS/LISTEN_PID from (default process.env; the variables are removed once used). */
   env?: NodeJS.ProcessEnv;
   limits?: Partial<BrokerLimitOptions>;
@@ -103,6 +105,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     logger: log,
     sequenceFloor: fileSequenceFloor(options.stateFile ?? `${path}.seq`, log),
     notifier,
+    slowConsumer: options.slowConsumer,
   });
   const transports: ServerTransport[] = [transport];
   let stop: ((reason?: string) => Promise<void>) | undefined;

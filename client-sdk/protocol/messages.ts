@@ -105,7 +105,10 @@ export interface ErrMsg { op: "err"; code: WireErrorCode; reason: string; id?: n
 export interface PongMsg { op: "pong"; id?: number }
 export interface ByeMsg { op: "bye"; code: WireErrorCode; reason: string }
 
-export type BrokerMsg = WelcomeMsg | DeliverMsg | OkMsg | ErrMsg | PongMsg | ByeMsg;
+/** The broker dropped this peer's oldest undelivered messages: it was not reading fast enough. */
+export interface DroppedMsg { op: "dropped"; count: number; total: number }
+
+export type BrokerMsg = WelcomeMsg | DeliverMsg | OkMsg | ErrMsg | PongMsg | ByeMsg | DroppedMsg;
 
 /** What `ok` carries for `get`. */
 export interface GetResult {

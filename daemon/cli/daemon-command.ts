@@ -20,6 +20,7 @@ export interface DaemonCommandOptions {
   service?: string;
   codeSigningRequirement?: string;
   config?: string;
+  slowConsumer?: string;
   limit?: string[];
 }
 
@@ -49,6 +50,11 @@ function logLevelFrom(options: DaemonCommandOptions, config: DaemonConfig): Leve
   return parseLogLevel(options.logLevel ?? config.logLevel ?? process.env[LOG_LEVEL_ENV]);
 }
 
+function parseSlowConsumer(text: string | undefined): "drop" | "disconnect" | undefined {
+  if (text === undefined || text === "drop" || text === "disconnect") return text;
+  throw new CliError(`--slow-consumer "${text}" is not drop or disconnect`, EXIT_USAGE);
+}
+
 export async function daemonCommand(options: DaemonCommandOptions): Promise<void> {
   let level;
   try {
@@ -65,6 +71,7 @@ export async function daemonCommand(options: DaemonCommandOptions): Promise<void
       socketMode: parseMode(options.socketMode),
       stateFile: options.stateFile,
       notifyPrefix: options.notifyPrefix,
+      slowConsumer: parseSlowConsumer(options.slowConsumer),
       service: options.service,
       codeSigningRequirement: options.codeSigningRequirement,
       limits: parseLimitFlags(options.limit),

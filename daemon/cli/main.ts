@@ -47,6 +47,7 @@ function buildProgram(): Command {
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent (default: the config's, $XPCBUS_LOG_LEVEL, or info)")
     .option("--config <file>", "JSON settings reloaded on SIGHUP: { \"logLevel\": \"debug\" }")
     .option("--notify-prefix <prefix>", "prefix of the notification names posted on publish (default io.xpcbus.broker)")
+    .option("--slow-consumer <policy>", "a peer that does not read: drop its oldest messages (default) or disconnect")
     .option("--limit <name=value>", "set a broker limit, e.g. maxPeers=100 (repeatable; see docs/PROTOCOL.md)", collect)
     .action(daemonCommand);
 

@@ -45,7 +45,15 @@ export interface BrokerOptions {
   observers?: PublishObserver[];
   /** Posts notifications on publish and serves the notify ops; without one they answer `notify_unavailable`. */
   notifier?: Notifier;
+  /**
+   * A peer with more than maxOutboundBytesPerPeer waiting: "drop" its oldest
+   * messages and tell it how many (a `dropped` frame), or "disconnect" it with
+   * `err slow_consumer`. Default "drop"; a transport that cannot drop disconnects.
+   */
+  slowConsumer?: SlowConsumerPolicy;
 }
+
+export type SlowConsumerPolicy = "drop" | "disconnect";
 
 /**
  * Subscriptions listed per peer in `status` (the count is always exact), and
@@ -71,6 +79,7 @@ export class Broker implements SessionHost {
   readonly #requests = new RequestTable();
   readonly #observers: PublishObserver[];
   readonly #notifier: Notifier | undefined;
+  readonly #slowConsumer: SlowConsumerPolicy;
   #nextPeerId = 1;
   #closing = false;
 
@@ -81,6 +90,7 @@ export class Broker implements SessionHost {
     this.#sequences = new Sequences(options.sequenceFloor ?? volatileSequenceFloor(), this.limits.maxTrackedSubjects);
     this.#observers = options.observers ?? [];
     this.#notifier = options.notifier;
+    this.#slowConsumer = options.slowConsumer ?? "drop";
   }
 
   get peerCount(): number {
@@ -97,6 +107,11 @@ export class Broker implements SessionHost {
       session.fail("shutdown", "the broker is shutting down");
       return session;
     }
+    if (uid !== null && this.#countUid(uid) >= this.limits.maxPeersPerUid) {
+      log.warn({ maxPeersPerUid: this.limits.maxPeersPerUid }, "peer refused: too many peers for its uid");
+      session.fail("too_many_peers", `uid ${uid} already has the maximum of ${this.limits.maxPeersPerUid} connections`);
+      return session;
+    }
     if (this.#sessions.size >= this.limits.maxPeers) {
       log.warn({ maxPeers: this.limits.maxPeers }, "peer refused: too many peers");
       session.fail("too_many_peers", `the broker already serves its maximum of ${this.limits.maxPeers} peers`);
@@ -105,6 +120,12 @@ export class Broker implements SessionHost {
     this.#sessions.set(id, session);
     log.debug("peer connected");
     return session;
+  }
+
+  #countUid(uid: number): number {
+    let count = 0;
+    for (const s of this.#sessions.values()) if (s.link.identity.uid === uid) count++;
+    return count;
   }
 
   welcome(session: Session, id: number | undefined): void {
@@ -430,11 +451,18 @@ export class Broker implements SessionHost {
     if (session.isClosed) return;
     const queued = session.link.send(message);
     session.msgsOut++;
-    if (queued > this.limits.maxOutboundBytesPerPeer) {
-      session.fail(
-        "slow_consumer",
-        `${queued} bytes were waiting to be read, over the limit of ${this.limits.maxOutboundBytesPerPeer}`,
-      );
+    const limit = this.limits.maxOutboundBytesPerPeer;
+    if (queued <= limit) return;
+    if (this.#slowConsumer === "drop" && session.link.dropOldest !== undefined) {
+      const dropped = session.link.dropOldest(queued - limit);
+      if (dropped > 0) {
+        if (session.dropped === 0) session.log.warn({ limit }, "slow consumer: dropping its oldest messages");
+        session.dropped += dropped;
+        // Not a msg, so never dropped itself: the peer learns of every loss.
+        session.send({ op: "dropped", count: dropped, total: session.dropped });
+        return;
+      }
     }
+    session.fail("slow_consumer", `${queued} bytes were waiting to be read, over the limit of ${limit}`);
   }
 }

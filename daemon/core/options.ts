@@ -16,6 +16,8 @@ export interface BrokerLimitOptions {
   maxPayloadBytes: number;
   /** Most peers connected at once; the next one is told `too_many_peers` and closed. */
   maxPeers: number;
+  /** Most peers of one uid connected at once (`too_many_peers`), so one user's runaway client cannot take every place. */
+  maxPeersPerUid: number;
   /** Most live subscriptions one peer may hold. */
   maxSubscriptionsPerPeer: number;
   /** Most requests one peer may have waiting for a reply. */
@@ -48,6 +50,8 @@ export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimitOptions> = Object.freeze
   // A per-user broker serves one user's apps; 1024 peers is far past that and
   // keeps the broker's fd use under the common 1024 soft RLIMIT_NOFILE headroom.
   maxPeers: 1000,
+  // Half the places: a system broker's other users keep room.
+  maxPeersPerUid: 500,
   maxSubscriptionsPerPeer: 10_000,
   maxPendingRequestsPerPeer: 1024,
   maxRetainedEntries: 10_000,

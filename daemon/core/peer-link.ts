@@ -59,6 +59,12 @@ export interface PeerLink {
   readonly bytesSent: number;
   /** Sends what is queued, then closes. Idempotent. */
   close(): void;
+  /**
+   * Drops the oldest queued `msg` frames (never answers) until `bytes` are
+   * freed, or there are none left; returns how many it dropped. A transport
+   * that cannot take back what it queued (XPC) leaves this out.
+   */
+  dropOldest?(bytes: number): number;
 }
 
 /** Receives what a PeerLink's transport reads; given to the transport by `broker.attach()`. */
