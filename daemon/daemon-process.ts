@@ -3,6 +3,7 @@
 // cleanly on SIGINT/SIGTERM. Everything here is the daemon's; the core knows
 // none of it.
 
+import { readdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import { defaultSocketPath, SOCKET_ENV, SYSTEM_SOCKET_PATH } from "../client-sdk/paths.js";
@@ -106,6 +107,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     sequenceFloor: fileSequenceFloor(options.stateFile ?? `${path}.seq`, log),
     notifier,
     slowConsumer: options.slowConsumer,
+    describeProcess,
   });
   const transports: ServerTransport[] = [transport];
   let stop: ((reason?: string) => Promise<void>) | undefined;
@@ -182,4 +184,20 @@ export function takeActivationSocket(env: NodeJS.ProcessEnv): number | undefined
   delete env["LISTEN_FDS"];
   delete env["LISTEN_FDNAMES"];
   return SD_LISTEN_FDS_START;
+}
+
+/** What `status` reports about this process, for operators and the churn tests. */
+function describeProcess(): Record<string, number> {
+  // Only where node runs with --expose-gc (the churn tests, a soak): the heap
+  // after a collection, which is the figure that shows a leak.
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (typeof gc === "function") gc();
+  const memory = process.memoryUsage();
+  let fds = -1;
+  try {
+    fds = readdirSync("/proc/self/fd").length;
+  } catch {
+    // Not Linux: no cheap count.
+  }
+  return { rss: memory.rss, heapUsed: memory.heapUsed, fds };
 }

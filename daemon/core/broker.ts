@@ -43,6 +43,8 @@ export interface BrokerOptions {
   sequenceFloor?: SequenceFloor;
   logger?: Logger;
   observers?: PublishObserver[];
+  /** Figures about the hosting process for `status` (rss, heap, open fds); the core reads none itself. */
+  describeProcess?: () => Record<string, number>;
   /** Posts notifications on publish and serves the notify ops; without one they answer `notify_unavailable`. */
   notifier?: Notifier;
   /**
@@ -80,6 +82,7 @@ export class Broker implements SessionHost {
   readonly #observers: PublishObserver[];
   readonly #notifier: Notifier | undefined;
   readonly #slowConsumer: SlowConsumerPolicy;
+  readonly #describeProcess: (() => Record<string, number>) | undefined;
   #nextPeerId = 1;
   #closing = false;
 
@@ -91,6 +94,7 @@ export class Broker implements SessionHost {
     this.#observers = options.observers ?? [];
     this.#notifier = options.notifier;
     this.#slowConsumer = options.slowConsumer ?? "drop";
+    this.#describeProcess = options.describeProcess;
   }
 
   get peerCount(): number {
@@ -235,6 +239,7 @@ export class Broker implements SessionHost {
         maxBytes: wireUint(this.#retained.maxBytes) as number,
       },
       pendingRequests: this.#requests.size,
+      ...(this.#describeProcess === undefined ? {} : { process: this.#describeProcess() }),
     };
   }
 

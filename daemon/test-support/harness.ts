@@ -139,9 +139,9 @@ export class BrokerProcess {
 }
 
 /** Spawns `xpcbus daemon` and does not wait; use `.ready()`. */
-export function spawnBroker(options: { socket?: string; args?: string[]; env?: NodeJS.ProcessEnv } = {}): BrokerProcess {
+export function spawnBroker(options: { socket?: string; args?: string[]; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {}): BrokerProcess {
   const socket = options.socket ?? join(tempDir(), "broker.sock");
-  const child = spawn(process.execPath, [CLI, "daemon", "--socket", socket, "--log-level", "debug", ...(options.args ?? [])], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, "daemon", "--socket", socket, "--log-level", "debug", ...(options.args ?? [])], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ...options.env },
   });
@@ -153,7 +153,7 @@ export function spawnBroker(options: { socket?: string; args?: string[]; env?: N
 }
 
 /** Starts the real daemon on a temporary socket and waits for its "ready" line. */
-export async function startBroker(options: { socket?: string; args?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<BrokerProcess> {
+export async function startBroker(options: { socket?: string; args?: string[]; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {}): Promise<BrokerProcess> {
   const broker = spawnBroker(options);
   await broker.ready();
   return broker;
