@@ -33,6 +33,8 @@ export const WIRE_ERROR_CODES = [
   "notify_table_full",
   "notify_unavailable",
   "code_signing_failed",
+  "connection_denied",
+  "permission_denied",
   "shutdown",
   "internal",
 ] as const;

@@ -8,6 +8,7 @@ import { dirname } from "node:path";
 import type { Logger } from "pino";
 import { defaultSocketPath, SOCKET_ENV, SYSTEM_SOCKET_PATH } from "../client-sdk/paths.js";
 import { Broker, type SlowConsumerPolicy } from "./core/broker.js";
+import { ownerOnlyPolicy, type Policy } from "./core/policy.js";
 import type { BrokerLimitOptions } from "./core/options.js";
 import { fileSequenceFloor } from "./sequence-file.js";
 import { prepareSocketDir } from "./socket-dir.js";
@@ -47,6 +48,8 @@ export interface DaemonOptions {
   service?: string;
   /** macOS, with `service`: the code-signing requirement every XPC peer must satisfy. */
   codeSigningRequirement?: string;
+  /** Who may connect and do what (default: this process's uid and root, with every right). */
+  policy?: Policy;
   /** What to do with a peer that does not read: drop its oldest messages (default) or disconnect it. */
   slowConsumer?: SlowConsumerPolicy;
   /** The environment to read systemd's LISTEN_FDS/LISTEN_PID from (default process.env; the variables are removed once used). */
@@ -107,6 +110,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     sequenceFloor: fileSequenceFloor(options.stateFile ?? `${path}.seq`, log),
     notifier,
     slowConsumer: options.slowConsumer,
+    policy: options.policy ?? ownerOnlyPolicy(process.getuid?.() ?? 0),
     describeProcess,
   });
   const transports: ServerTransport[] = [transport];

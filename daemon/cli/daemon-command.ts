@@ -6,6 +6,7 @@ import { DEFAULT_BROKER_LIMITS } from "../core/options.js";
 import { startDaemon } from "../daemon-process.js";
 import type { LevelWithSilent } from "pino";
 import { readConfigFile, type DaemonConfig } from "../config-file.js";
+import { readPolicyFile } from "../policy-file.js";
 import { createLogger, LOG_LEVEL_ENV, parseLogLevel } from "../logger.js";
 import { CliError } from "./cli-error.js";
 import { EXIT_ERROR, EXIT_USAGE } from "./exit-codes.js";
@@ -20,6 +21,7 @@ export interface DaemonCommandOptions {
   service?: string;
   codeSigningRequirement?: string;
   config?: string;
+  policy?: string;
   slowConsumer?: string;
   limit?: string[];
 }
@@ -63,6 +65,12 @@ export async function daemonCommand(options: DaemonCommandOptions): Promise<void
     throw new CliError((error as Error).message, EXIT_USAGE);
   }
   const logger = createLogger(level);
+  let policy;
+  try {
+    policy = options.policy === undefined ? undefined : readPolicyFile(options.policy);
+  } catch (error) {
+    throw new CliError((error as Error).message, EXIT_USAGE);
+  }
   let daemon;
   try {
     daemon = await startDaemon({
@@ -72,6 +80,7 @@ export async function daemonCommand(options: DaemonCommandOptions): Promise<void
       stateFile: options.stateFile,
       notifyPrefix: options.notifyPrefix,
       slowConsumer: parseSlowConsumer(options.slowConsumer),
+      policy,
       service: options.service,
       codeSigningRequirement: options.codeSigningRequirement,
       limits: parseLimitFlags(options.limit),
@@ -84,10 +93,18 @@ export async function daemonCommand(options: DaemonCommandOptions): Promise<void
     if (error instanceof XpcbusError) throw new CliError(error.message, EXIT_ERROR);
     throw error;
   }
-  // SIGHUP: reload the config file, keep every connection.
+  // SIGHUP: reload the policy and the config file, each whole or not at all; keep every connection.
   const onHangup = (): void => {
+    if (options.policy !== undefined) {
+      try {
+        daemon.broker.setPolicy(readPolicyFile(options.policy));
+        logger.info({ policy: options.policy }, "SIGHUP: policy reloaded");
+      } catch (error) {
+        logger.error({ policy: options.policy, reason: (error as Error).message }, "SIGHUP: policy refused; the previous one stays");
+      }
+    }
     if (options.config === undefined) {
-      logger.info("SIGHUP: nothing to reload (the daemon was started without --config)");
+      if (options.policy === undefined) logger.info("SIGHUP: nothing to reload (the daemon was started without --config or --policy)");
       return;
     }
     try {

@@ -8,6 +8,7 @@ import { getCommand, pubCommand, reqCommand, statusCommand, subCommand } from ".
 import { describe, exitCodeOf } from "./cli-error.js";
 import { daemonCommand } from "./daemon-command.js";
 import { launchdCommand, systemdCommand } from "./service-commands.js";
+import { policyCheckCommand, policyExplainCommand } from "./policy-commands.js";
 import { notifyCheckCommand, notifyPostCommand, notifyStateCommand, notifyWaitCommand, watchCommand } from "./notify-commands.js";
 import { EXIT_OK, EXIT_USAGE } from "./exit-codes.js";
 
@@ -47,6 +48,7 @@ function buildProgram(): Command {
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent (default: the config's, $XPCBUS_LOG_LEVEL, or info)")
     .option("--config <file>", "JSON settings reloaded on SIGHUP: { \"logLevel\": \"debug\" }")
     .option("--notify-prefix <prefix>", "prefix of the notification names posted on publish (default io.xpcbus.broker)")
+    .option("--policy <file>", "who may connect and do what (docs/SECURITY.md); reloaded on SIGHUP. Default: this uid and root only")
     .option("--slow-consumer <policy>", "a peer that does not read: drop its oldest messages (default) or disconnect")
     .option("--limit <name=value>", "set a broker limit, e.g. maxPeers=100 (repeatable; see docs/PROTOCOL.md)", collect)
     .action(daemonCommand);
@@ -136,6 +138,18 @@ function buildProgram(): Command {
     .option("--log-level <level>", "XPCBUS_LOG_LEVEL for the service (default info)")
     .option("--dry-run", "print every file write and command instead of doing it")
     .action(systemdCommand);
+
+  const policy = program.command("policy").description("check a policy file, or show what a peer may do under it");
+  policy.command("check").argument("<file>").description("validate a policy file").action(policyCheckCommand);
+  policy
+    .command("explain")
+    .argument("<file>")
+    .description("show which rule decides for a process (--pid) or an identity (--uid/--gid/--exe), and its rights")
+    .option("--pid <pid>", "a running process")
+    .option("--uid <uid>")
+    .option("--gid <gid>")
+    .option("--exe <path>")
+    .action(policyExplainCommand);
 
   const notify = program.command("notify").description("notification names, as notifyutil(1) does it, through the broker");
   notify

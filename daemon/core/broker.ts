@@ -23,6 +23,7 @@ import { postingProblem } from "../../client-sdk/protocol/notify-name.js";
 import { INBOX_PREFIX, MAX_SUBJECT_BYTES, MAX_SUBJECT_TOKENS, PROTOCOL_VERSION } from "../../client-sdk/protocol/limits.js";
 import { subjectMatches, subjectProblem } from "../../client-sdk/protocol/subject.js";
 import type { Notifier } from "./notifier.js";
+import { evaluate, permits, type Policy, type Right } from "./policy.js";
 import { parseLimits, type BrokerLimitOptions } from "./options.js";
 import { Outbound, type PeerInbound, type PeerLink } from "./peer-link.js";
 import { RequestTable } from "./request-table.js";
@@ -43,6 +44,8 @@ export interface BrokerOptions {
   sequenceFloor?: SequenceFloor;
   logger?: Logger;
   observers?: PublishObserver[];
+  /** Who may connect and do what; without one, every peer may do everything (the transport's access is the only gate). */
+  policy?: Policy;
   /** Figures about the hosting process for `status` (rss, heap, open fds); the core reads none itself. */
   describeProcess?: () => Record<string, number>;
   /** Posts notifications on publish and serves the notify ops; without one they answer `notify_unavailable`. */
@@ -83,6 +86,7 @@ export class Broker implements SessionHost {
   readonly #notifier: Notifier | undefined;
   readonly #slowConsumer: SlowConsumerPolicy;
   readonly #describeProcess: (() => Record<string, number>) | undefined;
+  #policy: Policy | undefined;
   #nextPeerId = 1;
   #closing = false;
 
@@ -95,6 +99,7 @@ export class Broker implements SessionHost {
     this.#notifier = options.notifier;
     this.#slowConsumer = options.slowConsumer ?? "drop";
     this.#describeProcess = options.describeProcess;
+    this.#policy = options.policy;
   }
 
   get peerCount(): number {
@@ -110,6 +115,14 @@ export class Broker implements SessionHost {
     if (this.#closing) {
       session.fail("shutdown", "the broker is shutting down");
       return session;
+    }
+    if (this.#policy !== undefined) {
+      session.grant = evaluate(this.#policy, link.identity);
+      if (!session.grant.allowed) {
+        log.warn({ rule: session.grant.rule, reason: session.grant.reason }, "connection denied by policy");
+        session.fail("connection_denied", session.grant.reason);
+        return session;
+      }
     }
     if (uid !== null && this.#countUid(uid) >= this.limits.maxPeersPerUid) {
       log.warn({ maxPeersPerUid: this.limits.maxPeersPerUid }, "peer refused: too many peers for its uid");
@@ -243,6 +256,31 @@ export class Broker implements SessionHost {
     };
   }
 
+  /**
+   * Replaces the policy at once: every connected peer is judged again; those
+   * no longer admitted are told why and closed, the others get their new rights.
+   */
+  setPolicy(policy: Policy): void {
+    this.#policy = policy;
+    for (const session of [...this.#sessions.values()]) {
+      session.grant = evaluate(policy, session.link.identity);
+      if (!session.grant.allowed) {
+        session.log.warn({ rule: session.grant.rule, reason: session.grant.reason }, "connection denied by the reloaded policy");
+        session.fail("connection_denied", session.grant.reason);
+      }
+    }
+  }
+
+  /** Whether the policy lets `session` use `right` on `subject`; if not, tells it why (the connection stays). */
+  #allowed(session: Session, right: Right, subject: string, id: number | undefined): boolean {
+    const grant = session.grant;
+    if (grant === undefined || permits(grant, right, subject)) return true;
+    const reason = `rule "${grant.rule}" does not allow ${right} on "${subject}" for uid ${session.link.identity.uid ?? "?"} (exe ${session.link.identity.exe ?? "unknown"})`;
+    session.log.warn({ right, subject, rule: grant.rule }, "operation denied by policy");
+    session.error("permission_denied", reason, id, subject);
+    return false;
+  }
+
   /** Changes the log level of the broker and of every peer's logger (pino children keep their own level). */
   setLogLevel(level: string): void {
     this.#log.level = level;
@@ -264,6 +302,7 @@ export class Broker implements SessionHost {
   // ---- ops ----
 
   #subscribe(session: Session, op: SubOp): void {
+    if (!this.#allowed(session, "subscribe", op.subject, op.id)) return;
     if (session.subscriptions.has(op.sid)) {
       session.error("duplicate_sid", `subscription id ${op.sid} is already in use on this connection`, op.id, op.subject);
       return;
@@ -311,6 +350,8 @@ export class Broker implements SessionHost {
   }
 
   #publish(session: Session, op: PubOp): void {
+    // A reply to a request this peer was given needs no right of its own.
+    if (!op.subject.startsWith(INBOX_PREFIX) && !this.#allowed(session, "publish", op.subject, op.id)) return;
     if (op.subject.startsWith(INBOX_PREFIX)) {
       const delivered = this.#requests.reply(session, op.subject, op.p, op.enc);
       if (op.id !== undefined) session.send({ op: "ok", id: op.id, seq: 0, delivered });
@@ -339,6 +380,8 @@ export class Broker implements SessionHost {
   }
 
   #get(session: Session, op: GetOp): void {
+    // Reading a retained value is reading the subject: the subscribe right.
+    if (!this.#allowed(session, "subscribe", op.subject, op.id)) return;
     const value = this.#retained.get(op.subject);
     if (value === undefined) {
       session.send({ op: "ok", id: op.id, found: false, subject: op.subject, seq: 0 });
@@ -356,6 +399,7 @@ export class Broker implements SessionHost {
   }
 
   #request(session: Session, op: ReqOp): void {
+    if (!this.#allowed(session, "request", op.subject, op.id)) return;
     if (op.timeout === 0) {
       session.error("bad_field", '"req" field "timeout" must be at least 1 ms', op.id, op.subject);
       return;
@@ -401,9 +445,17 @@ export class Broker implements SessionHost {
     return subjectProblem(subject, false) === undefined ? BigInt(this.#sequences.current(subject)) : 0n;
   }
 
+  /** The subject a notification name stands for under this broker's prefix, or ">" (all) for any other name. */
+  #nameSubject(name: string): string {
+    const prefix = `${this.#notifier?.info.prefix}.`;
+    const subject = name.startsWith(prefix) ? name.slice(prefix.length) : undefined;
+    return subject !== undefined && subjectProblem(subject, false) === undefined ? subject : ">";
+  }
+
   #watch(session: Session, op: WatchOp): void {
     const notifier = this.#notifierFor(session, op.id);
     if (notifier === undefined) return;
+    if (!this.#allowed(session, "watch", this.#nameSubject(op.name), op.id)) return;
     const already = session.watching.has(op.name);
     if (!already && session.watching.size >= this.limits.maxWatchesPerPeer) {
       session.error("too_many_watches", `a peer may watch at most ${this.limits.maxWatchesPerPeer} names`, op.id);
@@ -434,6 +486,8 @@ export class Broker implements SessionHost {
   #post(session: Session, op: PostOp): void {
     const notifier = this.#notifierFor(session, op.id);
     if (notifier === undefined) return;
+    // Names outside the subject space: only a peer that may publish everything may post them.
+    if (!this.#allowed(session, "publish", ">", op.id)) return;
     const problem = postingProblem(op.name, session.link.identity.uid, notifier.info.prefix);
     if (problem !== undefined) {
       session.log.info({ name: op.name, reason: problem }, "post refused");

@@ -10,6 +10,7 @@ import { parseClientOp } from "./op-parser.js";
 import type { BrokerLimitOptions } from "./options.js";
 import { Outbound, type PeerInbound, type PeerLink } from "./peer-link.js";
 import type { IndexedSubscription } from "./subject-index.js";
+import type { Grant } from "./policy.js";
 
 export class Subscription implements IndexedSubscription<Session> {
   constructor(
@@ -45,6 +46,8 @@ export class Session implements PeerInbound {
   readonly answering = new Map<string, PendingRequestRef>();
   /** Notification names this peer watches. */
   readonly watching = new Set<string>();
+  /** What the policy lets this peer do, decided from its identity at connect (and again on a policy reload). */
+  grant: Grant | undefined;
   name = "";
   msgsIn = 0;
   bytesIn = 0;

@@ -1,0 +1,63 @@
+// `xpcbus policy check FILE` and `xpcbus policy explain FILE --pid N | --uid N [--gid N] [--exe PATH]`.
+
+import { readFileSync, readlinkSync } from "node:fs";
+import { evaluate, RIGHTS } from "../core/policy.js";
+import type { PeerIdentity } from "../core/peer-link.js";
+import { readPolicyFile } from "../policy-file.js";
+import { CliError } from "./cli-error.js";
+import { EXIT_USAGE } from "./exit-codes.js";
+
+function load(file: string) {
+  try {
+    return readPolicyFile(file);
+  } catch (error) {
+    throw new CliError((error as Error).message, EXIT_USAGE);
+  }
+}
+
+export function policyCheckCommand(file: string): void {
+  const policy = load(file);
+  process.stdout.write(`ok: ${policy.rules.length} rule(s), otherwise ${policy.otherwise}\n`);
+}
+
+/** A live process's identity from /proc, as the broker would see it at connect. */
+function identityOfPid(pid: number): PeerIdentity {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, "utf8");
+  } catch {
+    throw new CliError(`no process ${pid} (or /proc is not readable)`, EXIT_USAGE);
+  }
+  const field = (name: string): number | null => {
+    const line = status.split("\n").find((l) => l.startsWith(`${name}:`));
+    // Effective ids, as SO_PEERCRED reports them.
+    const value = line?.split(/\s+/)[2];
+    return value === undefined ? null : Number(value);
+  };
+  let exe: string | null = null;
+  try {
+    exe = readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    // Another user's process: the broker (as root) would see it; we may not.
+  }
+  return { pid, uid: field("Uid"), gid: field("Gid"), exe, method: "proc" };
+}
+
+export function policyExplainCommand(file: string, options: { pid?: string; uid?: string; gid?: string; exe?: string }): void {
+  const policy = load(file);
+  let identity: PeerIdentity;
+  if (options.pid !== undefined) {
+    identity = identityOfPid(Number(options.pid));
+  } else if (options.uid !== undefined) {
+    identity = { pid: null, uid: Number(options.uid), gid: options.gid === undefined ? null : Number(options.gid), exe: options.exe ?? null, method: "given" };
+  } else {
+    throw new CliError("give --pid N, or --uid N (with --gid and --exe if the rules use them)", EXIT_USAGE);
+  }
+  const grant = evaluate(policy, identity);
+  const out = [
+    `identity: uid ${identity.uid ?? "?"}, gid ${identity.gid ?? "?"}, exe ${identity.exe ?? "unknown"}`,
+    `${grant.allowed ? "admitted" : "DENIED"}: ${grant.reason}`,
+    ...(grant.allowed ? RIGHTS.map((right) => `  ${right}: ${grant.rights[right].length > 0 ? grant.rights[right].join(" ") : "(nothing)"}`) : []),
+  ];
+  process.stdout.write(`${out.join("\n")}\n`);
+}

@@ -1,0 +1,139 @@
+// Who may do what: a policy maps peer identities to rights. Rules are tried
+// in order and the first whose `match` fits the peer decides (first match
+// wins, like a firewall: put narrow rules first). A peer no rule matches gets
+// `otherwise`. Identity is what the transport established at connect time
+// (SO_PEERCRED + pidfd, or the XPC audit token); it is never re-derived.
+// Pure: parsing from a file and reloading live in daemon/policy-file.ts.
+
+import type { PeerIdentity } from "./peer-link.js";
+
+export const RIGHTS = ["publish", "subscribe", "request", "watch"] as const;
+export type Right = (typeof RIGHTS)[number];
+
+export interface PolicyMatch {
+  uid?: number[];
+  gid?: number[];
+  /** Executable paths: exact, or globs where `*` is any run of characters but `/`, and `**` any run at all. */
+  exe?: string[];
+  /** macOS code-signing requirement / team id: accepted in the schema; see docs/SECURITY.md for where they apply. */
+  codeSigning?: string;
+  teamId?: string;
+}
+
+export interface PolicyRule {
+  name: string;
+  match: PolicyMatch;
+  connect: "allow" | "deny";
+  /** Subject patterns per right; a right left out grants nothing. */
+  publish?: string[];
+  subscribe?: string[];
+  request?: string[];
+  watch?: string[];
+}
+
+export interface Policy {
+  rules: PolicyRule[];
+  otherwise: "allow" | "deny";
+  /** Where it came from, for logs and reasons. */
+  source: string;
+}
+
+export interface Grant {
+  allowed: boolean;
+  /** The deciding rule's name, or "otherwise". */
+  rule: string;
+  /** Why, naming the identity attribute that decided. */
+  reason: string;
+  rights: Record<Right, string[]>;
+}
+
+const NOTHING: Record<Right, string[]> = { publish: [], subscribe: [], request: [], watch: [] };
+const EVERYTHING: Record<Right, string[]> = { publish: [">"], subscribe: [">"], request: [">"], watch: [">"] };
+
+/** The default of a broker started without --policy: its own uid and root, with every right. */
+export function ownerOnlyPolicy(ownerUid: number): Policy {
+  const uids = ownerUid === 0 ? [0] : [ownerUid, 0];
+  return {
+    rules: [{ name: "owner", match: { uid: uids }, connect: "allow", ...EVERYTHING }],
+    otherwise: "deny",
+    source: `built-in: uid ${uids.join(" and ")} only`,
+  };
+}
+
+function globToRegExp(glob: string): RegExp {
+  let out = "";
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i] as string;
+    if (c === "*" && glob[i + 1] === "*") {
+      out += ".*";
+      i++;
+    } else if (c === "*") out += "[^/]*";
+    else if (c === "?") out += "[^/]";
+    else out += c.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+  }
+  return new RegExp(`^${out}$`);
+}
+
+/** Which attribute of `identity` fails `match`, or undefined when it fits. */
+function mismatch(match: PolicyMatch, identity: PeerIdentity): string | undefined {
+  if (match.uid !== undefined && (identity.uid === null || !match.uid.includes(identity.uid))) return "uid";
+  if (match.gid !== undefined && (identity.gid === null || !match.gid.includes(identity.gid))) return "gid";
+  if (match.exe !== undefined && (identity.exe === null || !match.exe.some((g) => globToRegExp(g).test(identity.exe as string)))) return "exe";
+  // Not established by any transport yet (docs/SECURITY.md): a rule that asks for them never fits.
+  if (match.codeSigning !== undefined) return "codeSigning";
+  if (match.teamId !== undefined) return "teamId";
+  return undefined;
+}
+
+function describe(identity: PeerIdentity): string {
+  return `uid ${identity.uid ?? "?"}, gid ${identity.gid ?? "?"}, exe ${identity.exe ?? "unknown"}`;
+}
+
+function matchedOn(match: PolicyMatch): string {
+  const keys = Object.keys(match);
+  return keys.length === 0 ? "any peer" : keys.join(" and ");
+}
+
+export function evaluate(policy: Policy, identity: PeerIdentity): Grant {
+  for (const rule of policy.rules) {
+    if (mismatch(rule.match, identity) !== undefined) continue;
+    const allowed = rule.connect === "allow";
+    return {
+      allowed,
+      rule: rule.name,
+      reason: `rule "${rule.name}" (matching ${matchedOn(rule.match)}) ${allowed ? "admits" : "denies"} ${describe(identity)}`,
+      rights: allowed ? { publish: rule.publish ?? [], subscribe: rule.subscribe ?? [], request: rule.request ?? [], watch: rule.watch ?? [] } : NOTHING,
+    };
+  }
+  const allowed = policy.otherwise === "allow";
+  return {
+    allowed,
+    rule: "otherwise",
+    reason: `no rule of ${policy.source} matches ${describe(identity)}; the default is ${policy.otherwise}`,
+    rights: allowed ? EVERYTHING : NOTHING,
+  };
+}
+
+/**
+ * Whether the right pattern `right` covers every subject `requested` (itself
+ * possibly a pattern) can name. `a.>` covers `a.b` and `a.*.c`; `a.*`
+ * covers `a.b` but not `a.>`; `>` covers everything.
+ */
+export function covers(right: string, requested: string): boolean {
+  const r = right.split(".");
+  const s = requested.split(".");
+  for (let i = 0; i < r.length; i++) {
+    const token = r[i];
+    if (token === ">") return i < s.length;
+    if (i >= s.length) return false;
+    const want = s[i];
+    if (want === ">") return false;
+    if (token === "*") continue;
+    if (want === "*" || want !== token) return false;
+  }
+  return r.length === s.length;
+}
+
+export function permits(grant: Grant, right: Right, subject: string): boolean {
+  return grant.rights[right].some((pattern) => covers(pattern, subject));
+}
