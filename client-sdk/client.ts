@@ -429,7 +429,10 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
         const state = await this.#register(entry);
         watch.lastState = state;
       } catch (error) {
-        await this.unwatch(watch);
+        // The broker did not register it: forget it here only (an unwatch would be refused as not_watching).
+        entry.watches.delete(watch);
+        watch.end();
+        if (entry.watches.size === 0) this.#watched.delete(name);
         throw error;
       }
     } else if (entry.token !== undefined) {
