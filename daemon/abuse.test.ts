@@ -89,6 +89,23 @@ describe("limits per uid and hello floods", () => {
     for (const [i, p] of peers.entries()) await p.alive(i + 1);
   });
 
+  it("refuses requests past maxPendingRequestsPerPeer with too_many_requests, and keeps the connection", async () => {
+    const broker = await startBroker({ args: ["--limit", "maxPendingRequestsPerPeer=2"] });
+    const responder = await RawPeer.greeted(broker.socket);
+    responder.send({ op: "sub", sid: 1, subject: "slow", queue: "q", id: 1 });
+    await responder.next((m) => m["id"] === 1);
+    const asker = await RawPeer.greeted(broker.socket);
+    for (const id of [10, 11, 12]) asker.send({ op: "req", subject: "slow", id, timeout: 60_000 });
+    expect(await asker.errFor(12)).toMatchObject({ code: "too_many_requests" });
+    await asker.alive(13);
+    // Answering one frees a place.
+    const first = await responder.next((m) => m["op"] === "msg");
+    responder.send({ op: "pub", subject: first["reply"] as string, p: Buffer.from("done") });
+    expect(await asker.next((m) => m["op"] === "ok" && m["id"] === 10)).toMatchObject({ p: Buffer.from("done") });
+    asker.send({ op: "req", subject: "slow", id: 14, timeout: 60_000 });
+    await responder.next((m) => m["op"] === "msg" && m["reply"] !== first["reply"] && responder.received.filter((x) => x["op"] === "msg").length === 3);
+  });
+
   it("closes hundreds of connections that never say hello, while a good client keeps working", async () => {
     const broker = await startBroker({ args: ["--limit", "helloTimeoutMs=500"] });
     const good = await connect({ socket: broker.socket, name: "good", reconnect: false });
