@@ -185,6 +185,19 @@ describe("everyone else", () => {
   });
 });
 
+describe("subject limits set tighter than the protocol's", () => {
+  it("refuses longer or deeper subjects with invalid_subject, naming the broker's limit", async () => {
+    const tight = await startBroker({ args: ["--limit", "maxSubjectBytes=10", "--limit", "maxSubjectTokens=2"] });
+    const peer = await RawPeer.greeted(tight.socket);
+    peer.send({ op: "pub", subject: "a.b.c", id: 1 });
+    expect(await peer.errFor(1)).toMatchObject({ code: "invalid_subject", reason: expect.stringMatching(/at most 2 tokens on this broker/) });
+    peer.send({ op: "sub", sid: 1, subject: "abcdefghijk", id: 2 });
+    expect(await peer.errFor(2)).toMatchObject({ code: "invalid_subject", reason: expect.stringMatching(/at most 10 bytes on this broker/) });
+    peer.send({ op: "pub", subject: "a.b", id: 3 });
+    expect(await peer.next((m) => m["id"] === 3)).toMatchObject({ op: "ok" });
+  });
+});
+
 describe("peer limit", () => {
   it("refuses the peer past maxPeers with too_many_peers, and serves the others", async () => {
     const small = await startBroker({ args: ["--limit", "maxPeers=2"] });

@@ -20,7 +20,7 @@ import type {
   WatchOp,
 } from "../../client-sdk/protocol/messages.js";
 import { postingProblem } from "../../client-sdk/protocol/notify-name.js";
-import { INBOX_PREFIX, MAX_SUBJECT_BYTES, MAX_SUBJECT_TOKENS, PROTOCOL_VERSION } from "../../client-sdk/protocol/limits.js";
+import { INBOX_PREFIX, PROTOCOL_VERSION } from "../../client-sdk/protocol/limits.js";
 import { subjectMatches, subjectProblem } from "../../client-sdk/protocol/subject.js";
 import type { Notifier } from "./notifier.js";
 import { evaluate, permits, type Policy, type Right } from "./policy.js";
@@ -155,8 +155,8 @@ export class Broker implements SessionHost {
       limits: {
         maxFrameBytes: l.maxFrameBytes,
         maxPayloadBytes: l.maxPayloadBytes,
-        maxSubjectBytes: MAX_SUBJECT_BYTES,
-        maxSubjectTokens: MAX_SUBJECT_TOKENS,
+        maxSubjectBytes: l.maxSubjectBytes,
+        maxSubjectTokens: l.maxSubjectTokens,
         maxSubscriptionsPerPeer: l.maxSubscriptionsPerPeer,
         maxPendingRequestsPerPeer: l.maxPendingRequestsPerPeer,
         maxRequestTimeoutMs: l.maxRequestTimeoutMs,

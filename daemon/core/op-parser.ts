@@ -40,6 +40,7 @@ class Fields {
   constructor(
     readonly map: Record<string, unknown>,
     readonly op: string,
+    readonly limits: BrokerLimitOptions,
   ) {}
 
   #bad(field: string, expected: string): Invalid {
@@ -78,6 +79,14 @@ class Fields {
     if (typeof value !== "string") throw this.#bad(field, "a text string");
     const problem = subjectProblem(value, wildcards);
     if (problem !== undefined) throw new Invalid("invalid_subject", problem);
+    // A broker may be configured tighter than the protocol's own maxima.
+    if (value.length > this.limits.maxSubjectBytes) {
+      throw new Invalid("invalid_subject", `a subject is at most ${this.limits.maxSubjectBytes} bytes on this broker (got ${value.length})`);
+    }
+    const tokens = value.split(".").length;
+    if (tokens > this.limits.maxSubjectTokens) {
+      throw new Invalid("invalid_subject", `a subject has at most ${this.limits.maxSubjectTokens} tokens on this broker (got ${tokens})`);
+    }
     return value;
   }
 
@@ -122,7 +131,7 @@ export function parseClientOp(map: Record<string, unknown>, limits: BrokerLimitO
   const id = isUint(rawId, MAX_ID) ? rawId : undefined;
   if (typeof name !== "string") return { fault: { code: "bad_field", reason: 'every frame needs field "op" as a text string', id } };
   if (!knownOps.has(name)) return { fault: { code: "unknown_op", reason: `unknown op "${name.slice(0, 32)}"`, id } };
-  const f = new Fields(map, name);
+  const f = new Fields(map, name, limits);
   try {
     return { op: readOp(name as ClientOpName, f, limits) };
   } catch (error) {

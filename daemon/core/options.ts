@@ -7,6 +7,8 @@ import {
   DEFAULT_MAX_PAYLOAD_BYTES,
   DEFAULT_REQUEST_TIMEOUT_MS,
   MAX_REQUEST_TIMEOUT_MS,
+  MAX_SUBJECT_BYTES,
+  MAX_SUBJECT_TOKENS,
 } from "../../client-sdk/protocol/limits.js";
 
 export interface BrokerLimitOptions {
@@ -18,6 +20,10 @@ export interface BrokerLimitOptions {
   maxPeers: number;
   /** Most peers of one uid connected at once (`too_many_peers`), so one user's runaway client cannot take every place. */
   maxPeersPerUid: number;
+  /** Longest subject accepted, in bytes (at most the protocol's 256). */
+  maxSubjectBytes: number;
+  /** Most tokens in a subject (at most the protocol's 16). */
+  maxSubjectTokens: number;
   /** Most live subscriptions one peer may hold. */
   maxSubscriptionsPerPeer: number;
   /** Most requests one peer may have waiting for a reply. */
@@ -52,6 +58,8 @@ export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimitOptions> = Object.freeze
   maxPeers: 1000,
   // Half the places: a system broker's other users keep room.
   maxPeersPerUid: 500,
+  maxSubjectBytes: MAX_SUBJECT_BYTES,
+  maxSubjectTokens: MAX_SUBJECT_TOKENS,
   maxSubscriptionsPerPeer: 10_000,
   maxPendingRequestsPerPeer: 1024,
   maxRetainedEntries: 10_000,
@@ -95,6 +103,9 @@ export function parseLimits(input: Partial<BrokerLimitOptions> | undefined): Bro
     throw new InvalidArgumentError(
       `maxPayloadBytes (${limits.maxPayloadBytes}) must not exceed maxFrameBytes (${limits.maxFrameBytes})`,
     );
+  }
+  if (limits.maxSubjectBytes > MAX_SUBJECT_BYTES || limits.maxSubjectTokens > MAX_SUBJECT_TOKENS) {
+    throw new InvalidArgumentError(`maxSubjectBytes and maxSubjectTokens are at most the protocol's ${MAX_SUBJECT_BYTES} and ${MAX_SUBJECT_TOKENS}`);
   }
   if (limits.maxNotifySlots > MAX_NOTIFY_TABLE_SLOTS) {
     throw new InvalidArgumentError(`maxNotifySlots is at most ${MAX_NOTIFY_TABLE_SLOTS} (a 256 MiB table)`);
