@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { defaultSocketPath, SOCKET_ENV, SYSTEM_SOCKET_PATH } from "../client-sdk/paths.js";
 import { Broker, type SlowConsumerPolicy } from "./core/broker.js";
 import { ownerOnlyPolicy, type Policy } from "./core/policy.js";
+import { loadNative } from "../native/loader.js";
 import type { BrokerLimitOptions } from "./core/options.js";
 import { fileSequenceFloor } from "./sequence-file.js";
 import { prepareSocketDir } from "./socket-dir.js";
@@ -111,6 +112,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     notifier,
     slowConsumer: options.slowConsumer,
     policy: options.policy ?? ownerOnlyPolicy(process.getuid?.() ?? 0),
+    codeSigningCheck: process.platform === "darwin" ? loadNative().codeSatisfies : undefined,
     describeProcess,
   });
   const transports: ServerTransport[] = [transport];

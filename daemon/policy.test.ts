@@ -55,6 +55,25 @@ describe("policy rules", () => {
     expect(evaluate(ownerOnlyPolicy(501), id(502)).allowed).toBe(false);
   });
 
+  it("matches team id and code-signing requirement only where the transport established them (XPC on macOS)", () => {
+    const policy = parsePolicy(
+      JSON.stringify({
+        version: 1,
+        rules: [
+          { name: "signed", match: { codeSigning: 'anchor apple generic and certificate leaf[subject.OU] = "TEAM1"' }, connect: "allow", publish: [">"] },
+          { name: "team2", match: { teamId: "TEAM2" }, connect: "allow", subscribe: [">"] },
+        ],
+      }),
+      "p.json",
+    );
+    const token = new Uint8Array(32);
+    const check = (auditToken: Uint8Array, requirement: string): boolean => auditToken === token && requirement.includes("TEAM1");
+    expect(evaluate(policy, { ...id(501), auditToken: token }, check).rule).toBe("signed");
+    expect(evaluate(policy, { ...id(501), auditToken: token, teamId: "TEAM2" }, () => false).rule).toBe("team2");
+    // A Unix-socket or Linux peer has neither: no such rule fits it.
+    expect(evaluate(policy, id(501), check)).toMatchObject({ allowed: false, rule: "otherwise" });
+  });
+
   it("refuses a bad file whole, naming the place", () => {
     const bad = (p: unknown): string => {
       try {

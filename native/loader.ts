@@ -74,7 +74,7 @@ export interface NativeXpcEvent {
   replyToken?: number;
   message?: Record<string, unknown>;
   reason?: string;
-  identity?: { pid: number | null; uid: number | null; gid: number | null; exe: string | null; method: string };
+  identity?: { pid: number | null; uid: number | null; gid: number | null; exe: string | null; method: string; teamId?: string | null; auditToken?: Uint8Array };
 }
 
 /** macOS: an XPC listener, for a mach service or anonymous (service null). */
@@ -106,6 +106,8 @@ export interface NativeAddon {
   valueTreeRoundTrip(value: unknown, limits?: { maxDepth?: number; maxNodes?: number; maxBytes?: number }): unknown;
   // Apple half
   xpcEncode?: (message: object) => NativeXpcObject;
+  /** Whether the code behind an audit token satisfies a code-signing requirement. */
+  codeSatisfies?: (auditToken: Uint8Array, requirement: string) => boolean;
   XpcListener?: new (
     service: string | null,
     onEvent: (event: NativeXpcEvent) => void,

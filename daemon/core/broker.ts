@@ -23,7 +23,7 @@ import { postingProblem } from "../../client-sdk/protocol/notify-name.js";
 import { INBOX_PREFIX, PROTOCOL_VERSION } from "../../client-sdk/protocol/limits.js";
 import { subjectMatches, subjectProblem } from "../../client-sdk/protocol/subject.js";
 import type { Notifier } from "./notifier.js";
-import { evaluate, permits, type Policy, type Right } from "./policy.js";
+import { evaluate, permits, type CodeSigningCheck, type Policy, type Right } from "./policy.js";
 import { parseLimits, type BrokerLimitOptions } from "./options.js";
 import { Outbound, type PeerInbound, type PeerLink } from "./peer-link.js";
 import { RequestTable } from "./request-table.js";
@@ -46,6 +46,8 @@ export interface BrokerOptions {
   observers?: PublishObserver[];
   /** Who may connect and do what; without one, every peer may do everything (the transport's access is the only gate). */
   policy?: Policy;
+  /** macOS: how the policy checks `codeSigning` rules against a peer's audit token. */
+  codeSigningCheck?: CodeSigningCheck;
   /** Figures about the hosting process for `status` (rss, heap, open fds); the core reads none itself. */
   describeProcess?: () => Record<string, number>;
   /** Posts notifications on publish and serves the notify ops; without one they answer `notify_unavailable`. */
@@ -87,6 +89,7 @@ export class Broker implements SessionHost {
   readonly #slowConsumer: SlowConsumerPolicy;
   readonly #describeProcess: (() => Record<string, number>) | undefined;
   #policy: Policy | undefined;
+  readonly #codeSigningCheck: CodeSigningCheck | undefined;
   #nextPeerId = 1;
   #closing = false;
 
@@ -100,6 +103,7 @@ export class Broker implements SessionHost {
     this.#slowConsumer = options.slowConsumer ?? "drop";
     this.#describeProcess = options.describeProcess;
     this.#policy = options.policy;
+    this.#codeSigningCheck = options.codeSigningCheck;
   }
 
   get peerCount(): number {
@@ -117,7 +121,7 @@ export class Broker implements SessionHost {
       return session;
     }
     if (this.#policy !== undefined) {
-      session.grant = evaluate(this.#policy, link.identity);
+      session.grant = evaluate(this.#policy, link.identity, this.#codeSigningCheck);
       if (!session.grant.allowed) {
         log.warn({ rule: session.grant.rule, reason: session.grant.reason }, "connection denied by policy");
         session.fail("connection_denied", session.grant.reason);
@@ -263,7 +267,7 @@ export class Broker implements SessionHost {
   setPolicy(policy: Policy): void {
     this.#policy = policy;
     for (const session of [...this.#sessions.values()]) {
-      session.grant = evaluate(policy, session.link.identity);
+      session.grant = evaluate(policy, session.link.identity, this.#codeSigningCheck);
       if (!session.grant.allowed) {
         session.log.warn({ rule: session.grant.rule, reason: session.grant.reason }, "connection denied by the reloaded policy");
         session.fail("connection_denied", session.grant.reason);

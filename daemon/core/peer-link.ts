@@ -14,6 +14,10 @@ export interface PeerIdentity {
   exe: string | null;
   /** How the identity was obtained, e.g. "so_peerpidfd", "pidfd_open", "so_peercred", "none". */
   method: string;
+  /** macOS: the team identifier the peer's code is signed with (XPC peers). */
+  teamId?: string | null;
+  /** macOS: the peer's audit token, for code-signing requirement checks (XPC peers). */
+  auditToken?: Uint8Array;
 }
 
 /** Turns a message into what a transport writes (bytes for a stream, an XPC dictionary, …). */

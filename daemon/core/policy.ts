@@ -15,8 +15,9 @@ export interface PolicyMatch {
   gid?: number[];
   /** Executable paths: exact, or globs where `*` is any run of characters but `/`, and `**` any run at all. */
   exe?: string[];
-  /** macOS code-signing requirement / team id: accepted in the schema; see docs/SECURITY.md for where they apply. */
+  /** macOS: a code-signing requirement the peer's code must satisfy (checked through the audit token of XPC peers). */
   codeSigning?: string;
+  /** macOS: the team identifier the peer's code must be signed with (XPC peers). */
   teamId?: string;
 }
 
@@ -74,14 +75,19 @@ function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${out}$`);
 }
 
+/** Checks a code-signing requirement against a peer's audit token (macOS; given by the daemon). */
+export type CodeSigningCheck = (auditToken: Uint8Array, requirement: string) => boolean;
+
 /** Which attribute of `identity` fails `match`, or undefined when it fits. */
-function mismatch(match: PolicyMatch, identity: PeerIdentity): string | undefined {
+function mismatch(match: PolicyMatch, identity: PeerIdentity, check: CodeSigningCheck | undefined): string | undefined {
   if (match.uid !== undefined && (identity.uid === null || !match.uid.includes(identity.uid))) return "uid";
   if (match.gid !== undefined && (identity.gid === null || !match.gid.includes(identity.gid))) return "gid";
   if (match.exe !== undefined && (identity.exe === null || !match.exe.some((g) => globToRegExp(g).test(identity.exe as string)))) return "exe";
-  // Not established by any transport yet (docs/SECURITY.md): a rule that asks for them never fits.
-  if (match.codeSigning !== undefined) return "codeSigning";
-  if (match.teamId !== undefined) return "teamId";
+  // Known only for XPC peers on macOS (docs/SECURITY.md): elsewhere a rule that asks for them never fits.
+  if (match.teamId !== undefined && (identity.teamId ?? null) !== match.teamId) return "teamId";
+  if (match.codeSigning !== undefined) {
+    if (identity.auditToken === undefined || check === undefined || !check(identity.auditToken, match.codeSigning)) return "codeSigning";
+  }
   return undefined;
 }
 
@@ -94,9 +100,9 @@ function matchedOn(match: PolicyMatch): string {
   return keys.length === 0 ? "any peer" : keys.join(" and ");
 }
 
-export function evaluate(policy: Policy, identity: PeerIdentity): Grant {
+export function evaluate(policy: Policy, identity: PeerIdentity, check?: CodeSigningCheck): Grant {
   for (const rule of policy.rules) {
-    if (mismatch(rule.match, identity) !== undefined) continue;
+    if (mismatch(rule.match, identity, check) !== undefined) continue;
     const allowed = rule.connect === "allow";
     return {
       allowed,

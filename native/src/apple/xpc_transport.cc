@@ -11,6 +11,7 @@
 #include <libproc.h>
 #include <xpc/xpc.h>
 
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -78,6 +79,8 @@ struct Event {
   std::string reason;
   long pid = -1, uid = -1, gid = -1;
   std::string exe;
+  std::string team_id;
+  std::string audit_token;  // the raw audit_token_t, for later code-signing checks
 };
 
 Napi::Object EventToJs(Napi::Env env, const Event& event) {
@@ -94,6 +97,8 @@ Napi::Object EventToJs(Napi::Env env, const Event& event) {
     identity.Set("gid", event.gid < 0 ? env.Null() : Napi::Number::New(env, event.gid));
     identity.Set("exe", event.exe.empty() ? env.Null() : Napi::String::New(env, event.exe));
     identity.Set("method", "xpc_audit_token");
+    identity.Set("teamId", event.team_id.empty() ? env.Null() : Napi::String::New(env, event.team_id));
+    identity.Set("auditToken", Napi::Buffer<char>::Copy(env, event.audit_token.data(), event.audit_token.size()));
     out.Set("identity", identity);
   }
   return out;
@@ -175,6 +180,51 @@ bool SatisfiesRequirement(const audit_token_t& token, const std::string& require
     return false;
   }
   return true;
+}
+
+// The team identifier the peer's code is signed with, or "" (unsigned, ad hoc, or unknown).
+std::string TeamIdentifier(const audit_token_t& token) {
+  CFDataRef audit = CFDataCreate(kCFAllocatorDefault, reinterpret_cast<const UInt8*>(&token), sizeof(token));
+  const void* keys[] = {kSecGuestAttributeAudit};
+  const void* values[] = {audit};
+  CFDictionaryRef attributes = CFDictionaryCreate(kCFAllocatorDefault, keys, values, 1, &kCFTypeDictionaryKeyCallBacks,
+                                                  &kCFTypeDictionaryValueCallBacks);
+  SecCodeRef code = nullptr;
+  std::string team;
+  if (SecCodeCopyGuestWithAttributes(nullptr, attributes, kSecCSDefaultFlags, &code) == errSecSuccess) {
+    SecStaticCodeRef on_disk = nullptr;
+    CFDictionaryRef info = nullptr;
+    if (SecCodeCopyStaticCode(code, kSecCSDefaultFlags, &on_disk) == errSecSuccess &&
+        SecCodeCopySigningInformation(on_disk, kSecCSSigningInformation, &info) == errSecSuccess && info != nullptr) {
+      CFTypeRef value = CFDictionaryGetValue(info, kSecCodeInfoTeamIdentifier);
+      char buffer[64];
+      if (value != nullptr && CFGetTypeID(value) == CFStringGetTypeID() &&
+          CFStringGetCString(static_cast<CFStringRef>(value), buffer, sizeof(buffer), kCFStringEncodingUTF8)) {
+        team = buffer;
+      }
+    }
+    if (info != nullptr) CFRelease(info);
+    if (on_disk != nullptr) CFRelease(on_disk);
+    CFRelease(code);
+  }
+  CFRelease(attributes);
+  CFRelease(audit);
+  return team;
+}
+
+// codeSatisfies(auditToken: Buffer, requirement: string) -> boolean, for the policy's codeSigning rules.
+Napi::Value CodeSatisfies(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string requirement;
+  if (info.Length() < 1 || !info[0].IsBuffer() || info[0].As<Napi::Buffer<char>>().Length() != sizeof(audit_token_t) ||
+      !ReadString(info, 1, "requirement", &requirement)) {
+    if (!env.IsExceptionPending()) Napi::TypeError::New(env, "codeSatisfies(auditToken: Buffer(32), requirement)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  audit_token_t token;
+  std::memcpy(&token, info[0].As<Napi::Buffer<char>>().Data(), sizeof(token));
+  std::string why;
+  return Napi::Boolean::New(env, SatisfiesRequirement(token, requirement, &why));
 }
 
 void SendError(xpc_connection_t peer, const char* code, const std::string& reason) {
@@ -274,6 +324,8 @@ class XpcListener : public Napi::ObjectWrap<XpcListener> {
         n = proc_pidpath(static_cast<int>(identity->pid), path, sizeof(path));
       }
       if (n > 0) identity->exe.assign(path, static_cast<size_t>(n));
+      identity->audit_token.assign(reinterpret_cast<const char*>(&token), sizeof(token));
+      identity->team_id = TeamIdentifier(token);
       uint32_t id;
       {
         std::lock_guard<std::mutex> lock(mutex);
@@ -605,6 +657,7 @@ class XpcClient : public Napi::ObjectWrap<XpcClient> {
 
 void InitXpc(Napi::Env env, Napi::Object exports) {
   exports.Set("xpcEncode", Napi::Function::New(env, Encode, "xpcEncode"));
+  exports.Set("codeSatisfies", Napi::Function::New(env, CodeSatisfies, "codeSatisfies"));
   exports.Set("XpcListener", XpcListener::Init(env));
   exports.Set("XpcClient", XpcClient::Init(env));
 }
