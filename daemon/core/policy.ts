@@ -126,6 +126,8 @@ export function evaluate(policy: Policy, identity: PeerIdentity, check?: CodeSig
  * covers `a.b` but not `a.>`; `>` covers everything.
  */
 export function covers(right: string, requested: string): boolean {
+  // The common grants, without splitting: everything, or exactly this subject.
+  if (right === ">" || right === requested) return true;
   const r = right.split(".");
   const s = requested.split(".");
   for (let i = 0; i < r.length; i++) {
