@@ -205,5 +205,5 @@ function describeProcess(): Record<string, number> {
   } catch {
     // Not Linux: no cheap count.
   }
-  return { rss: memory.rss, heapUsed: memory.heapUsed, fds };
+  return { rss: memory.rss, heapUsed: memory.heapUsed, arrayBuffers: memory.arrayBuffers, fds };
 }

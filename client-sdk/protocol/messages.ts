@@ -151,6 +151,6 @@ export interface BrokerStatus {
   subjects: Array<{ subject: string; subscribers: number }>;
   retained: { count: number; bytes: number; maxCount: number; maxBytes: number };
   pendingRequests: number;
-  /** The daemon's process: rss and heapUsed (bytes), fds (open descriptors). */
+  /** The daemon's process: rss, heapUsed and arrayBuffers (bytes), fds (open descriptors). */
   process?: Record<string, number>;
 }
