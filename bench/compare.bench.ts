@@ -6,7 +6,7 @@
 
 import { cpuMs } from "./support/cpu.js";
 import { newHistogram, summarise, type LatencySummary } from "./support/histogram.js";
-import { clientScript, scratchDir, spawnNode, type Spawned } from "./support/processes.js";
+import { clientScript, scratchDir, sleep, spawnNode, type Spawned } from "./support/processes.js";
 import { openPublisher, startSystem, SYSTEMS, unavailable, type SystemName } from "./support/systems.js";
 
 export interface CompareRow {
@@ -29,7 +29,6 @@ export interface CompareResult {
   skipped: Array<{ system: SystemName; reason: string }>;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function once(system: SystemName, dir: string, subscribers: number, messages: number, spacingMs: number, payloadBytes: number): Promise<CompareRow> {
   const server = await startSystem(system, dir);

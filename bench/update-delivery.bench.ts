@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { connect, type Client } from "../client-sdk/index.js";
 import { cpuMs } from "./support/cpu.js";
 import { newHistogram, summarise, type LatencySummary } from "./support/histogram.js";
-import { clientScript, scratchDir, spawnNode, startBroker, type Spawned } from "./support/processes.js";
+import { clientScript, scratchDir, sleep, spawnNode, startBroker, type Spawned } from "./support/processes.js";
 
 export interface Mode {
   name: string;
@@ -73,7 +73,6 @@ async function clientCounters(observer: Client): Promise<Counters> {
   return { frames, bytes };
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function cpuOf(pids: number[]): number {
   return pids.reduce((sum, pid) => sum + cpuMs(pid), 0);

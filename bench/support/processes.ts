@@ -13,6 +13,8 @@ const up = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const DIST = basename(up) === "dist" ? up : join(up, "dist");
 export const CLI = join(DIST, "daemon", "cli", "main.js");
 
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
 export function clientScript(name: string): string {
   return join(DIST, "bench", "clients", `${name}.js`);
 }

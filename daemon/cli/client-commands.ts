@@ -7,7 +7,7 @@ import type { Client } from "../../client-sdk/client.js";
 import type { BrokerStatus } from "../../client-sdk/protocol/messages.js";
 import { CliError } from "./cli-error.js";
 import { EXIT_ERROR, EXIT_USAGE } from "./exit-codes.js";
-import { messageLine, parseData, payloadText } from "./output.js";
+import { messageLine, parseData, payloadText, printLine } from "./output.js";
 
 export interface CommonOptions {
   socket?: string;
@@ -23,17 +23,11 @@ export function brokerAddress(options: CommonOptions): { socket?: string; servic
   return options.service !== undefined ? { service: options.service } : { socket: options.socket };
 }
 
-function out(line: string): void {
-  process.stdout.write(`${line}\n`);
-}
+const out = printLine;
 
-/** One-shot commands fail fast: no reconnecting behind the user's back. */
-async function oneShot(options: CommonOptions, name: string): Promise<Client> {
-  return connect({ ...brokerAddress(options), name, reconnect: false });
-}
-
-async function withClient<T>(options: CommonOptions, name: string, run: (client: Client) => Promise<T>): Promise<T> {
-  const client = await oneShot(options, name);
+/** Runs `run` on a one-shot connection, closed afterwards. One-shot commands fail fast: no reconnecting behind the user's back. */
+export async function withClient<T>(options: CommonOptions, name: string, run: (client: Client) => Promise<T>): Promise<T> {
+  const client = await connect({ ...brokerAddress(options), name, reconnect: false });
   try {
     return await run(client);
   } finally {

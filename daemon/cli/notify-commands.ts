@@ -2,24 +2,12 @@
 // broker) and `xpcbus watch <subject>`: one line per wake-up.
 
 import { connect } from "../../client-sdk/connect.js";
-import type { Client } from "../../client-sdk/client.js";
 import { CliError } from "./cli-error.js";
 import { EXIT_ERROR, EXIT_USAGE } from "./exit-codes.js";
-import { payloadText } from "./output.js";
-import { brokerAddress, type CommonOptions } from "./client-commands.js";
+import { payloadText, printLine } from "./output.js";
+import { brokerAddress, withClient, type CommonOptions } from "./client-commands.js";
 
-function out(line: string): void {
-  process.stdout.write(`${line}\n`);
-}
-
-async function withClient<T>(options: CommonOptions, name: string, run: (client: Client) => Promise<T>): Promise<T> {
-  const client = await connect({ ...brokerAddress(options), name, reconnect: false });
-  try {
-    return await run(client);
-  } finally {
-    await client.close();
-  }
-}
+const out = printLine;
 
 function parseState(text: string | undefined): bigint | undefined {
   if (text === undefined) return undefined;

@@ -6,6 +6,11 @@ import type { PayloadEncoding } from "../../client-sdk/protocol/messages.js";
 import { CliError } from "./cli-error.js";
 import { EXIT_USAGE } from "./exit-codes.js";
 
+/** One item of the CLI's data on stdout (diagnostics go to stderr). */
+export function printLine(text: string): void {
+  process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+}
+
 export interface Printable {
   subject: string;
   data: Payload;

@@ -18,6 +18,7 @@ import {
 } from "../../launchd/installer.js";
 import { DEFAULT_LOG_LEVEL, parseLogLevel } from "../logger.js";
 import { CliError } from "./cli-error.js";
+import { printLine } from "./output.js";
 import { EXIT_ERROR, EXIT_USAGE } from "./exit-codes.js";
 
 export interface LaunchdOptions {
@@ -39,9 +40,7 @@ export interface SystemdOptions {
 
 const ACTIONS = ["print", "install", "uninstall", "status"] as const;
 
-function out(text: string): void {
-  process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
-}
+const out = printLine;
 
 function logLevelOf(text: string | undefined): string {
   try {

@@ -50,6 +50,8 @@ export class UnixSocketServer implements ServerTransport {
   readonly #sockets = new Set<Socket>();
   #server: Server | undefined;
   #created = false;
+  // The daemon checks before it creates files beside the socket; start() need not probe again.
+  #addressChecked = false;
   #drainWaiters: Array<() => void> = [];
 
   constructor(options: UnixServerOptions) {
@@ -59,7 +61,9 @@ export class UnixSocketServer implements ServerTransport {
 
   /** Refuses when a live broker answers on the path; replaces a stale socket file. start() does this too. */
   async checkAddress(): Promise<void> {
-    if (this.#options.inheritedFd === undefined) await this.#clearStaleSocket(this.#options.path);
+    if (this.#options.inheritedFd !== undefined || this.#addressChecked) return;
+    await this.#clearStaleSocket(this.#options.path);
+    this.#addressChecked = true;
   }
 
   async start(broker: BrokerAttachment): Promise<void> {
@@ -79,7 +83,7 @@ export class UnixSocketServer implements ServerTransport {
       server.on("error", (error) => logger.error({ err: error }, "unix socket server error"));
       return;
     }
-    await this.#clearStaleSocket(path);
+    await this.checkAddress();
     // The socket file is created by bind() with the process umask: make it
     // owner-only from birth rather than chmod it after a window of exposure.
     const previousUmask = process.umask(0o177);

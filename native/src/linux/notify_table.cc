@@ -107,27 +107,49 @@ bool ReadSlotIndex(const Napi::CallbackInfo& info, size_t arg, uint32_t slot_cou
   return true;
 }
 
+constexpr const char* kWriterClosed = "the notify table is closed";
+constexpr const char* kReaderClosed = "the notify table reader is closed";
+
+// Throws `closed` when the mapping is gone (after close()).
+bool IsOpen(Napi::Env env, const std::shared_ptr<TableMapping>& mapping, const char* closed) {
+  if (mapping) return true;
+  Napi::Error::New(env, closed).ThrowAsJavaScriptException();
+  return false;
+}
+
+// The slot named by argument 0 of an open mapping (its index in `index`), or
+// nullptr after throwing: closed, or out of range. Writer and reader alike.
+NotifySlot* SlotArg(const Napi::CallbackInfo& info, const std::shared_ptr<TableMapping>& mapping, const char* closed,
+                    uint32_t* index) {
+  if (!IsOpen(info.Env(), mapping, closed) || !ReadSlotIndex(info, 0, mapping->slot_count, index)) return nullptr;
+  return SlotAt(mapping->base, *index);
+}
+
 // state(slot) and generation(slot), the same on the writer and the reader.
 Napi::Value SlotState(const Napi::CallbackInfo& info, const std::shared_ptr<TableMapping>& mapping, const char* closed) {
-  Napi::Env env = info.Env();
   uint32_t index;
-  if (!mapping) {
-    Napi::Error::New(env, closed).ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  if (!ReadSlotIndex(info, 0, mapping->slot_count, &index)) return env.Undefined();
-  return Napi::BigInt::New(env, LoadState(SlotAt(mapping->base, index)));
+  NotifySlot* slot = SlotArg(info, mapping, closed, &index);
+  return slot == nullptr ? info.Env().Undefined() : Napi::BigInt::New(info.Env(), LoadState(slot));
 }
 
 Napi::Value SlotGeneration(const Napi::CallbackInfo& info, const std::shared_ptr<TableMapping>& mapping, const char* closed) {
-  Napi::Env env = info.Env();
   uint32_t index;
-  if (!mapping) {
-    Napi::Error::New(env, closed).ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  if (!ReadSlotIndex(info, 0, mapping->slot_count, &index)) return env.Undefined();
-  return Napi::Number::New(env, LoadGeneration(SlotAt(mapping->base, index)));
+  NotifySlot* slot = SlotArg(info, mapping, closed, &index);
+  return slot == nullptr ? info.Env().Undefined() : Napi::Number::New(info.Env(), LoadGeneration(slot));
+}
+
+// Maps `bytes` of the table open on `fd` (closed here either way) with `prot`;
+// nullptr with `*err` set when mmap fails.
+std::shared_ptr<TableMapping> MapTable(int fd, size_t bytes, int prot, uint32_t slots, int* err) {
+  void* base = mmap(nullptr, bytes, prot, MAP_SHARED, fd, 0);
+  *err = errno;
+  close(fd);
+  if (base == MAP_FAILED) return nullptr;
+  auto mapping = std::make_shared<TableMapping>();
+  mapping->base = base;
+  mapping->bytes = bytes;
+  mapping->slot_count = slots;
+  return mapping;
 }
 
 Napi::Value SlotCountOf(const Napi::CallbackInfo& info, const std::shared_ptr<TableMapping>& mapping) {
@@ -139,8 +161,6 @@ Napi::Value InstanceOf(const Napi::CallbackInfo& info, const std::shared_ptr<Tab
   return Napi::BigInt::New(info.Env(), static_cast<NotifyHeader*>(mapping->base)->instance);
 }
 
-constexpr const char* kWriterClosed = "the notify table is closed";
-constexpr const char* kReaderClosed = "the notify table reader is closed";
 
 }  // namespace
 
@@ -256,19 +276,14 @@ class NotifyTableWriter : public Napi::ObjectWrap<NotifyTableWriter> {
       ErrnoError(env, "cannot size notify table " + path, err).ThrowAsJavaScriptException();
       return;
     }
-    void* base = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    int err = errno;
-    close(fd);
-    if (base == MAP_FAILED) {
+    int err = 0;
+    mapping_ = MapTable(fd, bytes, PROT_READ | PROT_WRITE, slots, &err);
+    if (!mapping_) {
       unlink(path.c_str());
       ErrnoError(env, "cannot map notify table " + path, err).ThrowAsJavaScriptException();
       return;
     }
-    mapping_ = std::make_shared<TableMapping>();
-    mapping_->base = base;
-    mapping_->bytes = bytes;
-    mapping_->slot_count = slots;
-    auto* header = static_cast<NotifyHeader*>(base);
+    auto* header = static_cast<NotifyHeader*>(mapping_->base);
     std::memcpy(header->magic, kNotifyMagic, sizeof(header->magic));
     header->version = kNotifyVersion;
     header->slot_count = slots;
@@ -279,25 +294,15 @@ class NotifyTableWriter : public Napi::ObjectWrap<NotifyTableWriter> {
   }
 
  private:
-  bool Open(Napi::Env env) {
-    if (mapping_) return true;
-    Napi::Error::New(env, kWriterClosed).ThrowAsJavaScriptException();
-    return false;
-  }
-
   // assign(slot, nameHash, state): gives the slot to a name (hash 0 frees it)
   // and publishes its state, waking anyone still sleeping on it.
   Napi::Value Assign(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     uint32_t index;
     uint64_t state;
-    if (!Open(env) || !ReadSlotIndex(info, 0, mapping_->slot_count, &index)) return env.Undefined();
-    if (info.Length() < 2 || !info[1].IsNumber()) {
-      Napi::TypeError::New(env, "nameHash must be a number").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    if (!ReadState(info, 2, &state)) return env.Undefined();
-    NotifySlot* slot = SlotAt(mapping_->base, index);
+    double hash;
+    NotifySlot* slot = SlotArg(info, mapping_, kWriterClosed, &index);
+    if (slot == nullptr || !ReadNumber(info, 1, "nameHash", &hash) || !ReadState(info, 2, &state)) return env.Undefined();
     __atomic_store_n(&slot->name_hash, info[1].As<Napi::Number>().Uint32Value(), __ATOMIC_RELAXED);
     Bump(index, state);
     return env.Undefined();
@@ -308,9 +313,7 @@ class NotifyTableWriter : public Napi::ObjectWrap<NotifyTableWriter> {
     Napi::Env env = info.Env();
     uint32_t index;
     uint64_t state;
-    if (!Open(env) || !ReadSlotIndex(info, 0, mapping_->slot_count, &index) || !ReadState(info, 1, &state)) {
-      return env.Undefined();
-    }
+    if (SlotArg(info, mapping_, kWriterClosed, &index) == nullptr || !ReadState(info, 1, &state)) return env.Undefined();
     Bump(index, state);
     return env.Undefined();
   }
@@ -383,44 +386,33 @@ class NotifyTableReader : public Napi::ObjectWrap<NotifyTableReader> {
       return;
     }
     size_t bytes = kNotifyHeaderBytes + static_cast<size_t>(header.slot_count) * kNotifySlotBytes;
-    void* base = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0);
-    int err = errno;
-    close(fd);
-    if (base == MAP_FAILED) {
+    int err = 0;
+    mapping_ = MapTable(fd, bytes, PROT_READ, header.slot_count, &err);
+    if (!mapping_) {
       ErrnoError(env, "cannot map notify table " + path, err).ThrowAsJavaScriptException();
       return;
     }
-    mapping_ = std::make_shared<TableMapping>();
-    mapping_->base = base;
-    mapping_->bytes = bytes;
-    mapping_->slot_count = header.slot_count;
     info.This().As<Napi::Object>().TypeTag(&kReaderTag);
   }
 
   std::shared_ptr<TableMapping> mapping() const { return mapping_; }
 
  private:
-  bool Open(Napi::Env env) {
-    if (mapping_) return true;
-    Napi::Error::New(env, kReaderClosed).ThrowAsJavaScriptException();
-    return false;
-  }
-
   Napi::Value State(const Napi::CallbackInfo& info) { return SlotState(info, mapping_, kReaderClosed); }
   Napi::Value Generation(const Napi::CallbackInfo& info) { return SlotGeneration(info, mapping_, kReaderClosed); }
 
   Napi::Value NameHash(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
     uint32_t index;
-    if (!Open(env) || !ReadSlotIndex(info, 0, mapping_->slot_count, &index)) return env.Undefined();
-    return Napi::Number::New(env, __atomic_load_n(&SlotAt(mapping_->base, index)->name_hash, __ATOMIC_RELAXED));
+    NotifySlot* slot = SlotArg(info, mapping_, kReaderClosed, &index);
+    if (slot == nullptr) return info.Env().Undefined();
+    return Napi::Number::New(info.Env(), __atomic_load_n(&slot->name_hash, __ATOMIC_RELAXED));
   }
 
   // Tries to make the mapping writable and returns the errno (EACCES): the
   // proof that a client cannot write the table through its mapping.
   Napi::Value WritableErrno(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!Open(env)) return env.Undefined();
+    if (!IsOpen(env, mapping_, kReaderClosed)) return env.Undefined();
     if (mprotect(mapping_->base, mapping_->bytes, PROT_READ | PROT_WRITE) == 0) {
       mprotect(mapping_->base, mapping_->bytes, PROT_READ);
       return Napi::Number::New(env, 0);
