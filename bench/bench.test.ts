@@ -32,6 +32,8 @@ describe("benchmark harness (tiny profile)", () => {
     expect(results.floors!.node.latency.count).toBe(200);
     expect(results.floors!.c).toBeDefined();
     expect(results.throughput!.rows.map((r) => r.payloadBytes)).toEqual([64, 4096]);
+    const sc = results.slowConsumer!;
+    expect(sc.withStopped.stopped!.messages + sc.withStopped.stopped!.droppedTotal).toBe(2000);
     if (process.platform === "linux") expect(results.notify!.postCost.map((r) => r.watchers)).toEqual([1, 10, 100, 1000]);
 
     const files = readdirSync(outDir);

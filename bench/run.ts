@@ -14,8 +14,9 @@ import { run as compare } from "./compare.bench.js";
 import { run as delivery, type Mode } from "./update-delivery.bench.js";
 import { run as throughput } from "./throughput.bench.js";
 import { run as notify } from "./notify.bench.js";
+import { run as slowConsumer } from "./slow-consumer.bench.js";
 
-export const SCENARIOS = ["floors", "compare", "update-delivery", "throughput", "notify"] as const;
+export const SCENARIOS = ["floors", "compare", "update-delivery", "throughput", "notify", "slow-consumer"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -37,6 +38,7 @@ const PROFILES = {
     fanoutMsgs: 20,
     tp: 2000,
     floor: 200,
+    slowConsumer: 2000,
   },
   quick: {
     counts: [1, 10, 100],
@@ -51,6 +53,7 @@ const PROFILES = {
     fanoutMsgs: 100,
     tp: 20000,
     floor: 2000,
+    slowConsumer: 50000,
   },
   full: {
     counts: [1, 10, 100, 1000],
@@ -65,6 +68,7 @@ const PROFILES = {
     fanoutMsgs: 500,
     tp: 100000,
     floor: 10000,
+    slowConsumer: 50000,
   },
 };
 
@@ -119,6 +123,9 @@ export async function runBench(options: BenchOptions): Promise<RunResults> {
       results.notify = await notify();
     });
   }
+  await attempt("slow-consumer", async () => {
+    results.slowConsumer = await slowConsumer({ messages: p.slowConsumer });
+  });
   results.durationS = Math.round((Date.now() - started) / 1000);
   mkdirSync(options.outDir, { recursive: true });
   const stamp = results.startedAt.replace(/[:.]/g, "-");

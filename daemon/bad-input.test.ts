@@ -67,6 +67,12 @@ describe("errors that keep the connection", () => {
     ["sub > not last", { op: "sub", sid: 1, subject: "a.>.b", id: 1 }, "invalid_subject"],
     ["sub too long", { op: "sub", sid: 1, subject: "x".repeat(300), id: 1 }, "invalid_subject"],
     ["sub bad queue", { op: "sub", sid: 1, subject: "a", queue: "a.b", id: 1 }, "invalid_queue"],
+    ["sub empty queue", { op: "sub", sid: 1, subject: "a", queue: "", id: 1 }, "invalid_queue"],
+    ["sub queue over 64 bytes", { op: "sub", sid: 1, subject: "a", queue: "q".repeat(65), id: 1 }, "invalid_queue"],
+    // A queue of the wrong type is a wrong type, as for every field (PROTOCOL.md §2, §5.2).
+    ["sub queue null", { op: "sub", sid: 1, subject: "a", queue: null, id: 1 }, "bad_field"],
+    ["sub queue number", { op: "sub", sid: 1, subject: "a", queue: 5, id: 1 }, "bad_field"],
+    ["sub queue bytes", { op: "sub", sid: 1, subject: "a", queue: Buffer.from("q"), id: 1 }, "bad_field"],
     ["sub on inboxes", { op: "sub", sid: 1, subject: "_INBOX.>", id: 1 }, "reserved_subject"],
     ["req on inboxes", { op: "req", subject: "_INBOX.1.2", id: 1 }, "reserved_subject"],
     ["payload over the limit", { op: "pub", subject: "a", p: Buffer.alloc(1025), id: 1 }, "payload_too_large"],
@@ -78,6 +84,42 @@ describe("errors that keep the connection", () => {
     expect(err).toMatchObject({ code, reason: expect.any(String) });
     if (typeof (frame as { id?: unknown }).id === "number") expect(err["id"]).toBe(1);
     await peer.alive(2);
+    peer.socket.destroy();
+  });
+
+  it("refuses null in place of any optional field with bad_field, and reads CBOR undefined as absent", async () => {
+    const peer = await RawPeer.greeted(broker.socket);
+    const nulls: Array<[string, Record<string, unknown>]> = [
+      ["queue", { op: "sub", sid: 1, subject: "n", queue: null }],
+      ["replay", { op: "sub", sid: 1, subject: "n", replay: null }],
+      ["reply", { op: "pub", subject: "n", reply: null }],
+      ["p", { op: "pub", subject: "n", p: null }],
+      ["enc", { op: "pub", subject: "n", enc: null }],
+      ["retain", { op: "pub", subject: "n", retain: null }],
+      ["timeout", { op: "req", subject: "n", timeout: null, id: 1 }],
+      ["state", { op: "post", name: "app.n", state: null }],
+      ["id", { op: "ping", id: null }],
+    ];
+    const errs = () => peer.received.filter((m) => m["op"] === "err");
+    for (const [i, [field, frame]] of nulls.entries()) {
+      peer.send(frame);
+      await peer.next(() => errs().length > i);
+      expect(errs()[i], field).toMatchObject({ code: "bad_field", reason: expect.stringMatching(new RegExp(`"${field}" .*got null`)) });
+    }
+    await peer.alive(1);
+    expect(errs()).toHaveLength(nulls.length);
+    // cbor-x writes undefined as CBOR undefined (0xf7): the broker takes it as the field left out.
+    peer.send({ op: "sub", sid: 2, subject: "n", queue: undefined, replay: undefined, id: 2 });
+    expect(await peer.next((m) => m["id"] === 2)).toEqual({ op: "ok", id: 2 });
+    peer.socket.destroy();
+  });
+
+  it("checks req's timeout ≥ 1 with the other fields, before hello_required", async () => {
+    const peer = await RawPeer.connect(broker.socket);
+    peer.send({ op: "req", subject: "a", timeout: 0, id: 4 });
+    expect(await peer.errFor(4)).toMatchObject({ code: "bad_field", subject: "a", reason: expect.stringContaining('"timeout"') });
+    peer.send({ op: "req", subject: "a", timeout: 1, id: 5 });
+    expect(await peer.errFor(5)).toMatchObject({ code: "hello_required" });
     peer.socket.destroy();
   });
 
@@ -186,15 +228,60 @@ describe("everyone else", () => {
 });
 
 describe("subject limits set tighter than the protocol's", () => {
-  it("refuses longer or deeper subjects with invalid_subject, naming the broker's limit", async () => {
-    const tight = await startBroker({ args: ["--limit", "maxSubjectBytes=10", "--limit", "maxSubjectTokens=2"] });
-    const peer = await RawPeer.greeted(tight.socket);
+  let tight: BrokerProcess;
+  beforeAll(async () => {
+    tight = await startBroker({ args: ["--limit", "maxSubjectBytes=10", "--limit", "maxSubjectTokens=2"] });
+  });
+
+  it("announces them in welcome and refuses longer or deeper subjects with invalid_subject, naming the broker's limit", async () => {
+    const peer = await RawPeer.connect(tight.socket);
+    peer.send({ op: "hello", v: 1, id: 0 });
+    expect(await peer.next((m) => m["op"] === "welcome")).toMatchObject({ limits: { maxSubjectBytes: 10, maxSubjectTokens: 2 } });
     peer.send({ op: "pub", subject: "a.b.c", id: 1 });
     expect(await peer.errFor(1)).toMatchObject({ code: "invalid_subject", reason: expect.stringMatching(/at most 2 tokens on this broker/) });
     peer.send({ op: "sub", sid: 1, subject: "abcdefghijk", id: 2 });
     expect(await peer.errFor(2)).toMatchObject({ code: "invalid_subject", reason: expect.stringMatching(/at most 10 bytes on this broker/) });
     peer.send({ op: "pub", subject: "a.b", id: 3 });
     expect(await peer.next((m) => m["id"] === 3)).toMatchObject({ op: "ok" });
+    peer.socket.destroy();
+  });
+
+  // Each op that takes a subject, over the limit and then just within it.
+  it.each([
+    ["sub, bytes", { op: "sub", sid: 1, subject: "abcdefghijk" }, { op: "sub", sid: 1, subject: "abcdefghij" }],
+    ["sub, tokens", { op: "sub", sid: 1, subject: "a.b.>" }, { op: "sub", sid: 1, subject: "a.>" }],
+    ["pub, bytes", { op: "pub", subject: "abcdefghijk" }, { op: "pub", subject: "abcdefghij" }],
+    ["pub, tokens", { op: "pub", subject: "a.b.c" }, { op: "pub", subject: "a.b" }],
+    ["pub reply, bytes", { op: "pub", subject: "a", reply: "abcdefghijk" }, { op: "pub", subject: "a", reply: "abcdefghij" }],
+    ["pub reply, tokens", { op: "pub", subject: "a", reply: "r.s.t" }, { op: "pub", subject: "a", reply: "r.s" }],
+    ["get, bytes", { op: "get", subject: "abcdefghijk" }, { op: "get", subject: "abcdefghij" }],
+    ["get, tokens", { op: "get", subject: "a.b.c" }, { op: "get", subject: "a.b" }],
+    ["req, bytes", { op: "req", subject: "abcdefghijk" }, { op: "req", subject: "abcdefghij" }],
+    ["req, tokens", { op: "req", subject: "a.b.c" }, { op: "req", subject: "a.b" }],
+  ])("enforces them on %s", async (_name, over, within) => {
+    const peer = await RawPeer.greeted(tight.socket);
+    peer.send({ ...over, id: 7 });
+    expect(await peer.errFor(7)).toMatchObject({ code: "invalid_subject", reason: expect.stringMatching(/on this broker/) });
+    peer.send({ ...within, id: 8 });
+    const answer = await peer.next((m) => m["id"] === 8);
+    // Within the limits the op is taken; a req then fails only for want of a responder.
+    expect(within.op === "req" ? answer["code"] : answer["op"]).toBe(within.op === "req" ? "no_responders" : "ok");
+    peer.socket.destroy();
+  });
+
+  it("still lets a responder reply to the broker's inbox, which has three tokens", async () => {
+    const responder = await RawPeer.greeted(tight.socket);
+    responder.send({ op: "sub", sid: 1, subject: "svc", queue: "q", id: 1 });
+    await responder.next((m) => m["op"] === "ok" && m["id"] === 1);
+    const requester = await RawPeer.greeted(tight.socket);
+    requester.send({ op: "req", subject: "svc", p: Buffer.from("hi"), id: 5 });
+    const request = await responder.next((m) => m["op"] === "msg");
+    expect(String(request["reply"]).split(".").length).toBe(3);
+    responder.send({ op: "pub", subject: request["reply"], p: Buffer.from("yes"), id: 2 });
+    expect(await responder.next((m) => m["id"] === 2)).toMatchObject({ op: "ok", delivered: true });
+    expect(await requester.next((m) => m["id"] === 5)).toMatchObject({ op: "ok", subject: "svc" });
+    responder.socket.destroy();
+    requester.socket.destroy();
   });
 });
 

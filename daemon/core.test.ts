@@ -174,6 +174,98 @@ describe("retained store", () => {
   });
 });
 
+describe("retained store replay order", () => {
+  const value = (subject: string, seq: number, bytes = 1) => ({ subject, payload: new Uint8Array(bytes).fill(1), enc: undefined, seq });
+  const order = (store: RetainedStore, pattern = ">") => store.matching((s) => subjectMatches(pattern, s)).map((v) => v.subject);
+
+  it("replays in the order the values were last retained, across subjects, not by seq", () => {
+    const store = new RetainedStore(100, 1 << 20);
+    // seq is per subject (PROTOCOL.md §9.6): a.x's 5 says nothing against b.y's 1.
+    for (let seq = 1; seq <= 5; seq++) store.put(value("a.x", seq));
+    store.put(value("b.y", 1));
+    store.put(value("c.z", 2));
+    expect(order(store)).toEqual(["a.x", "b.y", "c.z"]);
+    expect(store.matching(() => true).map((v) => v.seq)).toEqual([5, 1, 2]);
+    // Retained again: it moves to the end.
+    store.put(value("a.x", 6));
+    expect(order(store)).toEqual(["b.y", "c.z", "a.x"]);
+    // A get is a use for eviction, not a retain: the replay order stays.
+    expect(store.get("b.y")?.seq).toBe(1);
+    expect(order(store)).toEqual(["b.y", "c.z", "a.x"]);
+    // Cleared, then retained again: at the end.
+    store.put(value("c.z", 3, 0));
+    expect(order(store)).toEqual(["b.y", "a.x"]);
+    store.put(value("c.z", 4));
+    expect(order(store)).toEqual(["b.y", "a.x", "c.z"]);
+    expect(order(store, "*.x")).toEqual(["a.x"]);
+  });
+
+  it("evicts the least recently used (a get counts), and drops evicted values from the replay order", () => {
+    const store = new RetainedStore(3, 1 << 20);
+    store.put(value("a", 1));
+    store.put(value("b", 1));
+    store.put(value("c", 1));
+    store.get("a");
+    store.put(value("d", 1));
+    expect(store.get("b")).toBeUndefined();
+    expect(order(store)).toEqual(["a", "c", "d"]);
+
+    // A value bigger than the whole byte bound is not kept, and its predecessor is gone.
+    const small = new RetainedStore(10, 200);
+    small.put(value("big", 1));
+    small.put(value("other", 1));
+    small.put(value("big", 2, 500));
+    expect(small.get("big")).toBeUndefined();
+    expect(order(small)).toEqual(["other"]);
+    expect(small.count).toBe(1);
+  });
+
+  it("agrees with a plain model through a long random run", () => {
+    const max = 1000;
+    const store = new RetainedStore(max, 1 << 30);
+    // The model: retain order and use order as arrays (slow, obviously right).
+    const retained: string[] = [];
+    const used: string[] = [];
+    const drop = (list: string[], s: string) => {
+      const i = list.indexOf(s);
+      if (i >= 0) list.splice(i, 1);
+    };
+    // Per-subject numbers, as the broker gives (PROTOCOL.md §9.6): they say nothing across subjects.
+    const seqs = new Map<string, number>();
+    let seed = 7;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    for (let step = 1; step <= 20_000; step++) {
+      const subject = `s.${rand(1300)}`;
+      const roll = rand(10);
+      seqs.set(subject, (seqs.get(subject) ?? 0) + 1);
+      if (roll < 6) {
+        store.put(value(subject, seqs.get(subject) as number));
+        drop(retained, subject);
+        drop(used, subject);
+        retained.push(subject);
+        used.push(subject);
+        if (used.length > max) drop(retained, used.shift() as string);
+      } else if (roll < 9) {
+        const found = store.get(subject) !== undefined;
+        expect(found).toBe(retained.includes(subject));
+        if (found) {
+          drop(used, subject);
+          used.push(subject);
+        }
+      } else {
+        store.put(value(subject, seqs.get(subject) as number, 0));
+        drop(retained, subject);
+        drop(used, subject);
+      }
+    }
+    expect(store.count).toBe(retained.length);
+    expect(order(store)).toEqual(retained);
+  });
+});
+
 describe("socket path", () => {
   it("treats only the paths xpcbus picks itself as defaults it may chmod", () => {
     expect(resolveSocketPath({}, { XDG_RUNTIME_DIR: "/run/user/5" })).toEqual({ path: "/run/user/5/xpcbus/broker.sock", isDefault: true });
@@ -239,6 +331,55 @@ describe("broker core through its transport seam", () => {
     for (const p of peers) p.inbound.ended();
     expect(broker.peerCount).toBe(0);
     expect(broker.status().subjects).toEqual([]);
+    broker.close();
+  });
+
+  it("replays retained values in publish order across subjects, though their seqs say otherwise", async () => {
+    const { Broker } = await import("./core/broker.js");
+    type Link = import("./core/peer-link.js").PeerLink & { got: Array<Record<string, unknown>> };
+    const broker = new Broker();
+    const peer = () => {
+      const link: Link = {
+        transport: "memory",
+        identity: { pid: null, uid: null, gid: null, exe: null, method: "none" },
+        bytesSent: 0,
+        got: [],
+        send(out) {
+          this.got.push(out.message as unknown as Record<string, unknown>);
+          return 0;
+        },
+        close() {},
+      };
+      const inbound = broker.attach(link);
+      inbound.message({ op: "hello", v: 1 }, 10);
+      return { link, inbound };
+    };
+    const pub = peer();
+    let id = 0;
+    const retain = (subject: string, text: string): number => {
+      pub.inbound.message({ op: "pub", subject, p: Buffer.from(text), retain: true, id: ++id }, 10);
+      const ok = pub.link.got.find((m) => m["op"] === "ok" && m["id"] === id);
+      return Number(ok?.["seq"]);
+    };
+    // a.x takes its number first; b.y, new, starts above it and climbs; a.x's
+    // next number is then below b.y's, though it was retained after.
+    retain("a.x", "a1");
+    let by = 0;
+    for (let i = 1; i <= 5; i++) by = retain("b.y", `b${i}`);
+    const ax = retain("a.x", "a2");
+    const cz = retain("c.z", "c1");
+    expect(ax).toBeLessThan(by);
+    pub.inbound.message({ op: "get", subject: "b.y", id: ++id }, 10);
+
+    const sub = peer();
+    sub.inbound.message({ op: "sub", sid: 1, subject: ">", replay: true, id: 1 }, 10);
+    const replayed = sub.link.got.filter((m) => m["op"] === "msg");
+    expect(replayed.map((m) => [m["subject"], Buffer.from(m["p"] as Uint8Array).toString(), Number(m["seq"])])).toEqual([
+      ["b.y", "b5", by],
+      ["a.x", "a2", ax],
+      ["c.z", "c1", cz],
+    ]);
+    expect(sub.link.got.at(-1)).toEqual({ op: "ok", id: 1 });
     broker.close();
   });
 });

@@ -2,6 +2,7 @@
 // processes, through the real daemon.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanup, spawnClient, startBroker, type BrokerProcess, type ClientProcess } from "./test-support/harness.js";
+import { RawPeer } from "./test-support/raw-peer.js";
 
 let broker: BrokerProcess;
 beforeAll(async () => {
@@ -198,6 +199,38 @@ await client.close();
     await pub.event("published", (e) => e["subject"] === "state.wifi" && pub.events("published").filter((x) => x["subject"] === "state.wifi").length === 2);
     const after = spawnClient(broker.socket, `const c = await connect({ socket }); const r = await c.get("state.wifi"); emit("get", { found: r.found }); await c.close();`);
     expect((await after.event("get"))["found"]).toBe(false);
+  });
+});
+
+describe("retained replay order", () => {
+  it("replays in the order the values were retained, across subjects and publishers, not by seq", async () => {
+    const [one, two] = await Promise.all([RawPeer.greeted(broker.socket), RawPeer.greeted(broker.socket)]);
+    let id = 0;
+    const retain = async (peer: RawPeer, subject: string, text: string): Promise<number> => {
+      const mine = ++id;
+      peer.send({ op: "pub", subject, p: Buffer.from(text), enc: "text", retain: true, id: mine });
+      return Number((await peer.next((m) => m["id"] === mine))["seq"]);
+    };
+    await retain(one, "order.a.x", "a1");
+    let by = 0;
+    for (let i = 1; i <= 5; i++) by = await retain(two, "order.b.y", `b${i}`);
+    // a.x's counter is its own: its next number is below b.y's, though it comes later.
+    const ax = await retain(one, "order.a.x", "a2");
+    const cz = await retain(two, "order.c.z", "c1");
+    expect(ax).toBeLessThan(by);
+    one.send({ op: "get", subject: "order.b.y", id: ++id });
+    await one.next((m) => m["id"] === id);
+
+    const reader = await RawPeer.greeted(broker.socket);
+    reader.send({ op: "sub", sid: 9, subject: "order.>", replay: true, id: 1 });
+    await reader.next((m) => m["op"] === "ok" && m["id"] === 1);
+    const replayed = reader.received.filter((m) => m["op"] === "msg");
+    expect(replayed.map((m) => [m["subject"], Buffer.from(m["p"] as Uint8Array).toString(), Number(m["seq"]), m["sid"]])).toEqual([
+      ["order.b.y", "b5", by, 9],
+      ["order.a.x", "a2", ax, 9],
+      ["order.c.z", "c1", cz, 9],
+    ]);
+    for (const peer of [one, two, reader]) peer.socket.destroy();
   });
 });
 

@@ -5,6 +5,7 @@
 import type { CompareResult } from "../compare.bench.js";
 import type { FloorsResult } from "../floors.bench.js";
 import type { NotifyResult } from "../notify.bench.js";
+import type { SlowConsumerResult } from "../slow-consumer.bench.js";
 import type { ThroughputRow } from "../throughput.bench.js";
 import type { DeliveryRow, UpdateDeliveryResult } from "../update-delivery.bench.js";
 
@@ -18,6 +19,7 @@ export interface RunResults {
   delivery?: UpdateDeliveryResult;
   throughput?: { rows: ThroughputRow[] };
   notify?: NotifyResult;
+  slowConsumer?: SlowConsumerResult;
   failures: Array<{ scenario: string; error: string }>;
 }
 
@@ -110,6 +112,21 @@ export function markdown(r: RunResults): string {
       ["watchers", "only checking", "asleep on the slot"], r.notify.postCost.map((row) => [row.watchers, row.checkOnlyNsPerPost, row.sleepingNsPerPost]),
     ), "", "Wake-up latency, publish → watcher callback:", "", table(["watching connections", "p50 µs", "p90 µs", "p99 µs", "max µs"],
       r.notify.wakeLatency.map((w) => [w.watchers, w.latency.p50Us, w.latency.p90Us, w.latency.p99Us, w.latency.maxUs])));
+  }
+  if (r.slowConsumer) {
+    const sc = r.slowConsumer;
+    const stopped = sc.withStopped.stopped;
+    out.push("", `## Slow consumer: ${sc.messages} messages of ${sc.payloadBytes} B, one \`xpcbus sub\` stopped with SIGSTOP`, "", table(
+      ["run", "fast subscriber s", "vs alone", "broker peak RSS MiB", "stopped one: messages + dropped"],
+      [sc.alone, sc.withStopped].map((run) => [
+        run.stoppedSubscriber ? "with a stopped subscriber" : "alone",
+        run.fastSeconds,
+        ratio(run.fastSeconds, sc.alone.fastSeconds),
+        run.brokerPeakRssMiB,
+        run.stopped === undefined ? "" : `${run.stopped.messages} + ${run.stopped.droppedTotal} = ${run.stopped.messages + run.stopped.droppedTotal} (${run.stopped.droppedNotices} notice${run.stopped.droppedNotices === 1 ? "" : "s"})`,
+      ]),
+    ));
+    if (stopped !== undefined && !stopped.caughtUp) out.push("", "The stopped subscriber did NOT receive messages and drop notices adding up to what was published.");
   }
   if (r.failures.length > 0) {
     out.push("", "## Failures", "", ...r.failures.map((f) => `- ${f.scenario}: ${f.error}`));

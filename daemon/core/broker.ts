@@ -114,7 +114,7 @@ export class Broker implements SessionHost {
   attach(link: PeerLink): PeerInbound {
     const id = this.#nextPeerId++;
     const { pid, uid, gid, exe, method } = link.identity;
-    const log = this.#log.child({ peer: id, transport: link.transport, pid, uid, gid, exe, identity: method });
+    const log = this.#log.child({ peer: id, transport: link.transport, peerPid: pid, peerUid: uid, peerGid: gid, peerExe: exe, identity: method });
     const session = new Session(id, link, this, log);
     if (this.#closing) {
       session.fail("shutdown", "the broker is shutting down");
@@ -404,10 +404,6 @@ export class Broker implements SessionHost {
 
   #request(session: Session, op: ReqOp): void {
     if (!this.#allowed(session, "request", op.subject, op.id)) return;
-    if (op.timeout === 0) {
-      session.error("bad_field", '"req" field "timeout" must be at least 1 ms', op.id, op.subject);
-      return;
-    }
     if (session.requesting.size >= this.limits.maxPendingRequestsPerPeer) {
       session.error(
         "too_many_requests",
@@ -517,15 +513,13 @@ export class Broker implements SessionHost {
     const limit = this.limits.maxOutboundBytesPerPeer;
     if (queued <= limit) return;
     if (this.#slowConsumer === "drop" && session.link.dropOldest !== undefined) {
+      // Under "drop" a peer is never cut off for being slow: it loses its
+      // oldest messages and is told so, once, by the link (§9.7).
       const dropped = session.link.dropOldest(queued - limit);
-      if (dropped > 0) {
-        if (session.dropped === 0) session.log.warn({ limit }, "slow consumer: dropping its oldest messages");
-        session.dropped += dropped;
-        // Not a msg, so never dropped itself: the peer learns of every loss.
-        session.send({ op: "dropped", count: dropped, total: session.dropped });
-        return;
-      }
+      if (session.dropped === 0 && dropped > 0) session.log.warn({ limit }, "slow consumer: dropping its oldest messages");
+      session.dropped += dropped;
+      return;
     }
-    session.fail("slow_consumer", `${queued} bytes were waiting to be read, over the limit of ${limit}`);
+    session.fail("slow_consumer", `${queued} bytes of messages were waiting to be read, over the limit of ${limit}`);
   }
 }

@@ -45,18 +45,19 @@ class Fields {
 
   #bad(field: string, expected: string): Invalid {
     const value = this.map[field];
-    const got = value === undefined ? "nothing" : value instanceof Uint8Array ? "bytes" : typeof value;
+    const got = value === undefined ? "nothing" : value === null ? "null" : value instanceof Uint8Array ? "bytes" : typeof value;
     return new Invalid("bad_field", `"${this.op}" needs field "${field}" as ${expected}, got ${got}`);
   }
 
-  uint(field: string, max = MAX_ID): number {
+  uint(field: string, max = MAX_ID, min = 0): number {
     const value = this.map[field];
-    if (!isUint(value, max)) throw this.#bad(field, `an unsigned integer up to ${max}`);
+    if (!isUint(value, max) || value < min) throw this.#bad(field, min === 0 ? `an unsigned integer up to ${max}` : `an unsigned integer from ${min} to ${max}`);
     return value;
   }
 
-  optionalUint(field: string, max = MAX_ID): number | undefined {
-    return this.map[field] === undefined ? undefined : this.uint(field, max);
+  // Absent is `undefined` (the key left out, or CBOR's undefined); `null` is a wrong type (docs/PROTOCOL.md §2).
+  optionalUint(field: string, max = MAX_ID, min = 0): number | undefined {
+    return this.map[field] === undefined ? undefined : this.uint(field, max, min);
   }
 
   optionalBool(field: string): boolean | undefined {
@@ -79,7 +80,10 @@ class Fields {
     if (typeof value !== "string") throw this.#bad(field, "a text string");
     const problem = subjectProblem(value, wildcards);
     if (problem !== undefined) throw new Invalid("invalid_subject", problem);
-    // A broker may be configured tighter than the protocol's own maxima.
+    // A broker may be configured tighter than the protocol's own maxima, but
+    // its own inboxes (`_INBOX.<peer>.<n>`, three tokens) keep only those: a
+    // responder must be able to publish its reply whatever the limits.
+    if (value.startsWith(INBOX_PREFIX)) return value;
     if (value.length > this.limits.maxSubjectBytes) {
       throw new Invalid("invalid_subject", `a subject is at most ${this.limits.maxSubjectBytes} bytes on this broker (got ${value.length})`);
     }
@@ -97,6 +101,16 @@ class Fields {
     if (value.byteLength > maxBytes) {
       throw new Invalid("payload_too_large", `payload of ${value.byteLength} bytes is over the limit of ${maxBytes}`);
     }
+    return value;
+  }
+
+  /** A wrong type (null included) is `bad_field`, as for every field; a text name that breaks the rules is `invalid_queue`. */
+  optionalQueue(): string | undefined {
+    const value = this.map["queue"];
+    if (value === undefined) return undefined;
+    if (typeof value !== "string") throw this.#bad("queue", "a text string");
+    const problem = queueNameProblem(value);
+    if (problem !== undefined) throw new Invalid("invalid_queue", problem);
     return value;
   }
 
@@ -150,16 +164,12 @@ function readOp(op: ClientOpName, f: Fields, limits: BrokerLimitOptions): Client
       if (subject.startsWith(INBOX_PREFIX)) {
         throw new Invalid("reserved_subject", `subjects under "${INBOX_PREFIX}" are the broker's reply inboxes`);
       }
-      const queue = f.map["queue"];
-      if (queue !== undefined) {
-        const problem = queueNameProblem(queue);
-        if (problem !== undefined) throw new Invalid("invalid_queue", problem);
-      }
+      const queue = f.optionalQueue();
       return {
         op,
         sid: f.uint("sid"),
         subject,
-        queue: queue as string | undefined,
+        queue,
         replay: f.optionalBool("replay"),
         id: f.optionalUint("id"),
       };
@@ -190,7 +200,8 @@ function readOp(op: ClientOpName, f: Fields, limits: BrokerLimitOptions): Client
         subject,
         p: f.payload(limits.maxPayloadBytes),
         enc: f.encoding(),
-        timeout: f.optionalUint("timeout", limits.maxRequestTimeoutMs),
+        // 1 ms at least: a field check like any other, so it comes before `hello_required` (§5).
+        timeout: f.optionalUint("timeout", limits.maxRequestTimeoutMs, 1),
         id: f.uint("id"),
       };
     }

@@ -34,7 +34,11 @@ export interface BrokerLimitOptions {
   maxRetainedBytes: number;
   /** Most subjects whose sequence number is remembered individually (see sequences.ts). */
   maxTrackedSubjects: number;
-  /** Bytes queued towards one peer before it is cut off as a slow consumer. */
+  /**
+   * Bytes of `msg` frames the broker may hold in its own queue for one peer
+   * (beyond what its socket took): past it the oldest are dropped, or the
+   * peer is cut off under --slow-consumer disconnect (docs/PROTOCOL.md §9.7).
+   */
   maxOutboundBytesPerPeer: number;
   /** Milliseconds a new connection has to send `hello`. */
   helloTimeoutMs: number;

@@ -55,8 +55,9 @@ export interface PeerLink {
   readonly transport: string;
   readonly identity: PeerIdentity;
   /**
-   * Queues a message towards the peer. Returns the bytes now waiting to be
-   * written to it (the core compares that with the per-peer bound).
+   * Queues a message towards the peer. Returns the bytes of `msg` frames now
+   * waiting in the link's own queue, beyond what the OS has taken: what the
+   * core compares with maxOutboundBytesPerPeer (docs/PROTOCOL.md §9.7).
    */
   send(message: Outbound): number;
   /** Bytes written to the peer so far, for `status`. */
@@ -65,8 +66,10 @@ export interface PeerLink {
   close(): void;
   /**
    * Drops the oldest queued `msg` frames (never answers) until `bytes` are
-   * freed, or there are none left; returns how many it dropped. A transport
-   * that cannot take back what it queued (XPC) leaves this out.
+   * freed, or there are none left; returns how many it dropped. The link tells
+   * the peer with one `dropped` notice written before anything else still
+   * queued; drops made while a notice waits are added to it. A transport that
+   * cannot take back what it queued (XPC) leaves this out.
    */
   dropOldest?(bytes: number): number;
 }

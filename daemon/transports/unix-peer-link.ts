@@ -4,6 +4,7 @@ import type { Socket } from "node:net";
 import type { BrokerMsg } from "../../client-sdk/protocol/messages.js";
 import { encodeFrame, FrameDecoder } from "../../client-sdk/protocol/frame-codec.js";
 import type { Outbound, PeerIdentity, PeerInbound, PeerLink, WireEncoder } from "../core/peer-link.js";
+import { OutboundQueue } from "./outbound-queue.js";
 
 /**
  * How long a closing connection may take to flush what is queued to it before
@@ -19,16 +20,21 @@ export const CLOSE_FLUSH_TIMEOUT_MS = 1_000;
  */
 export const SOCKET_HIGH_WATER_BYTES = 256 * 1024;
 
+/**
+ * Answers (everything but `msg`) waiting for a peer before the broker stops
+ * reading from it: answers are never dropped, and a peer that sends ops
+ * without reading what they answer is held back by its own socket instead of
+ * growing the broker (docs/PROTOCOL.md §9.7). Reading resumes below half.
+ */
+export const MAX_QUEUED_ANSWER_BYTES = 1024 * 1024;
+
 /** Shared by every Unix peer, so a message fanned out to many is framed once. */
 export const streamEncoder: WireEncoder<Buffer> = {
   encode: (message: BrokerMsg) => encodeFrame(message),
   sizeOf: (frame: Buffer) => frame.length,
 };
 
-interface Pending {
-  readonly frame: Buffer;
-  readonly droppable: boolean;
-}
+const encodeDropped = (count: number, total: number): Buffer => encodeFrame({ op: "dropped", count, total });
 
 export class UnixPeerLink implements PeerLink {
   readonly transport = "unix";
@@ -36,10 +42,9 @@ export class UnixPeerLink implements PeerLink {
   bytesSent = 0;
   readonly #socket: Socket;
   #closing = false;
-  /** Frames waiting behind the socket's high-water mark, oldest first. */
-  #pending: Pending[] = [];
-  #pendingHead = 0;
-  #pendingBytes = 0;
+  /** Frames waiting behind the socket's high-water mark. */
+  readonly #queue = new OutboundQueue(encodeDropped);
+  #inputPaused = false;
 
   constructor(socket: Socket, identity: PeerIdentity) {
     this.#socket = socket;
@@ -50,65 +55,44 @@ export class UnixPeerLink implements PeerLink {
   send(message: Outbound): number {
     if (this.#socket.destroyed || this.#socket.writableEnded) return 0;
     const frame = message.encodedFor(streamEncoder);
-    if (this.#pendingBytes === 0 && this.#socket.writableLength < SOCKET_HIGH_WATER_BYTES) {
+    if (this.#queue.isEmpty && this.#socket.writableLength < SOCKET_HIGH_WATER_BYTES) {
       this.#socket.write(frame);
       this.bytesSent += frame.length;
-    } else {
-      this.#pending.push({ frame, droppable: message.message.op === "msg" });
-      this.#pendingBytes += frame.length;
+      return 0;
     }
-    return this.#socket.writableLength + this.#pendingBytes;
+    // Queued only while the socket is past its mark, so a "drain" is due.
+    const droppable = message.message.op === "msg";
+    this.#queue.push(frame, droppable);
+    if (!droppable && !this.#inputPaused && this.#queue.answerBytes > MAX_QUEUED_ANSWER_BYTES) {
+      this.#inputPaused = true;
+      this.#socket.pause();
+    }
+    return this.#queue.messageBytes;
   }
 
   dropOldest(bytes: number): number {
-    // From the head, and only as far as needed: under a sustained overload
-    // this runs once per delivery, so it must not scan the whole queue.
-    let freed = 0;
-    let dropped = 0;
-    let i = this.#pendingHead;
-    const kept: Pending[] = [];
-    while (i < this.#pending.length && freed < bytes) {
-      const item = this.#pending[i++] as Pending;
-      if (item.droppable) {
-        freed += item.frame.length;
-        dropped++;
-      } else {
-        kept.push(item);
-      }
-    }
-    this.#pendingHead = i - kept.length;
-    kept.forEach((item, k) => (this.#pending[this.#pendingHead + k] = item));
-    this.#pendingBytes -= freed;
-    this.#compact();
-    return dropped;
-  }
-
-  #compact(): void {
-    if (this.#pendingHead === this.#pending.length) {
-      this.#pending = [];
-      this.#pendingHead = 0;
-    } else if (this.#pendingHead > 1024 && this.#pendingHead * 2 > this.#pending.length) {
-      this.#pending = this.#pending.slice(this.#pendingHead);
-      this.#pendingHead = 0;
-    }
+    return this.#queue.dropOldest(bytes);
   }
 
   #flush(): void {
-    while (this.#pendingHead < this.#pending.length && this.#socket.writableLength < SOCKET_HIGH_WATER_BYTES) {
-      const { frame } = this.#pending[this.#pendingHead++] as Pending;
-      this.#pendingBytes -= frame.length;
-      this.#socket.write(frame);
-      this.bytesSent += frame.length;
+    while (this.#socket.writableLength < SOCKET_HIGH_WATER_BYTES) {
+      const bytes = this.#queue.take(SOCKET_HIGH_WATER_BYTES);
+      if (bytes === undefined) break;
+      this.#socket.write(bytes);
+      this.bytesSent += bytes.length;
     }
-    this.#compact();
-    if (this.#closing && this.#pendingBytes === 0 && !this.#socket.writableEnded) this.#socket.end();
+    if (this.#inputPaused && this.#queue.answerBytes <= MAX_QUEUED_ANSWER_BYTES / 2) {
+      this.#inputPaused = false;
+      this.#socket.resume();
+    }
+    if (this.#closing && this.#queue.isEmpty && !this.#socket.writableEnded) this.#socket.end();
   }
 
   close(): void {
     if (this.#closing) return;
     this.#closing = true;
     // What waits in the link goes out first (flushed on drain), then the end.
-    if (this.#pendingBytes === 0) this.#socket.end();
+    if (this.#queue.isEmpty) this.#socket.end();
     const timer = setTimeout(() => this.#socket.destroy(), CLOSE_FLUSH_TIMEOUT_MS);
     timer.unref();
     this.#socket.once("close", () => clearTimeout(timer));
