@@ -119,7 +119,7 @@ describe("logging", () => {
       await stderr.waitForJson((l) => l["msg"] === "ready");
       await statusOf(socket);
       const connected = await stderr.waitForJson((l) => l["msg"] === "peer connected");
-      expect(connected).toMatchObject({ level: 20, peer: expect.any(Number), pid: expect.any(Number), exe: process.execPath });
+      expect(connected).toMatchObject({ level: 20, peer: expect.any(Number), peerPid: expect.any(Number), peerExe: process.execPath });
       expect(stderr.lines.every((l) => l.startsWith("{"))).toBe(true);
     } finally {
       child.kill("SIGKILL");

@@ -52,7 +52,11 @@ describe("policy rules", () => {
     expect(evaluate(policy, id(1000, "/opt/node/bin/node", 50)).rule).toBe("staff");
     expect(evaluate(policy, id(2000))).toMatchObject({ allowed: false, rule: "otherwise", reason: expect.stringMatching(/no rule of test.json matches uid 2000/) });
     expect(evaluate(ownerOnlyPolicy(501), id(0)).allowed).toBe(true);
-    expect(evaluate(ownerOnlyPolicy(501), id(502)).allowed).toBe(false);
+    expect(evaluate(ownerOnlyPolicy(501), id(502))).toMatchObject({
+      allowed: false,
+      reason: "only uid 501 and root may use this broker (no --policy given); you are uid 502",
+    });
+    expect(evaluate(ownerOnlyPolicy(0), id(65534)).reason).toBe("only root may use this broker (no --policy given); you are uid 65534");
   });
 
   it("matches team id and code-signing requirement only where the transport established them (XPC on macOS)", () => {
@@ -131,7 +135,7 @@ describe("policy on a real daemon", () => {
       // The connection survived every denial.
       await c.flush();
       await c.close();
-      await b.log.waitForJson((l) => l["msg"] === "operation denied by policy" && l["right"] === "publish" && l["uid"] === me);
+      await b.log.waitForJson((l) => l["msg"] === "operation denied by policy" && l["right"] === "publish" && l["peerUid"] === me);
     } finally {
       b.stop();
     }
@@ -147,7 +151,7 @@ catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }
       const out = JSON.parse(result.stdout.toString().trim()) as { code: string; message: string };
       expect(out.code).toBe("connection_denied");
       expect(out.message).toMatch(/no rule of .*policy\.json matches uid 65534/);
-      await b.log.waitForJson((l) => l["msg"] === "connection denied by policy" && l["uid"] === 65534);
+      await b.log.waitForJson((l) => l["msg"] === "connection denied by policy" && l["peerUid"] === 65534);
     } finally {
       b.stop();
     }
@@ -167,10 +171,10 @@ catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }
       b.child.kill("SIGHUP");
       await b.log.waitForJson((l) => l["msg"] === "SIGHUP: policy refused; the previous one stays");
       await c.publish("v2.y", 1);
-      // A reload that no longer admits a connected peer tells it why and closes it.
+      // A reload that no longer admits a connected peer tells it why and closes it; the client closes with that reason.
       writeFileSync(b.file, JSON.stringify({ version: 1, rules: [], otherwise: "deny" }));
       b.child.kill("SIGHUP");
-      expect(await c.closed()).toMatchObject({ code: "disconnected" });
+      expect(await c.closed()).toMatchObject({ code: "connection_denied", name: "ConnectionRefusedError" });
     } finally {
       b.stop();
     }

@@ -15,11 +15,20 @@ export interface SocketDirRules {
 }
 
 export function prepareSocketDir(dir: string, rules: SocketDirRules): void {
-  mkdirSync(dir, { recursive: true, mode: rules.mode });
+  const uid = process.getuid?.() ?? 0;
+  try {
+    mkdirSync(dir, { recursive: true, mode: rules.mode });
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    // The OS error mapped here, at the edge, into one line that says who may not do what.
+    if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
+      throw new XpcbusError("socket_unusable", `uid ${uid} may not create the socket's directory ${dir} (${code})`, { cause });
+    }
+    throw new XpcbusError("socket_unusable", `cannot create the socket's directory ${dir}: ${(cause as Error).message}`, { cause });
+  }
   const stat = lstatSync(dir);
   if (!stat.isDirectory()) throw new XpcbusError("socket_unusable", `${dir} is not a directory`);
   if (!rules.strict) return;
-  const uid = process.getuid?.() ?? 0;
   if (stat.uid !== uid) {
     throw new XpcbusError("socket_unusable", `${dir} belongs to uid ${stat.uid}, not to this user (${uid}); refusing to use it`);
   }

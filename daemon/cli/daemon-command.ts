@@ -10,6 +10,7 @@ import { readPolicyFile } from "../policy-file.js";
 import { createLogger, LOG_LEVEL_ENV, parseLogLevel } from "../logger.js";
 import { CliError } from "./cli-error.js";
 import { EXIT_ERROR, EXIT_USAGE } from "./exit-codes.js";
+import { parseInteger } from "./integer-option.js";
 
 export interface DaemonCommandOptions {
   socket?: string;
@@ -36,13 +37,15 @@ function parseMode(text: string | undefined): number | undefined {
 function parseLimitFlags(flags: string[] | undefined): Partial<BrokerLimitOptions> {
   const limits: Partial<BrokerLimitOptions> = {};
   for (const flag of flags ?? []) {
-    const match = /^([A-Za-z]+)=(\d+)$/.exec(flag);
+    const match = /^([A-Za-z]+)=(.*)$/.exec(flag);
     if (match === null) throw new CliError(`--limit "${flag}" is not NAME=INTEGER`, EXIT_USAGE);
     const [, name, value] = match as unknown as [string, string, string];
     if (!Object.hasOwn(DEFAULT_BROKER_LIMITS, name)) {
       throw new CliError(`--limit: unknown limit "${name}"; known: ${Object.keys(DEFAULT_BROKER_LIMITS).join(", ")}`, EXIT_USAGE);
     }
-    limits[name as keyof BrokerLimitOptions] = Number(value);
+    limits[name as keyof BrokerLimitOptions] = parseInteger(value, { min: 1 }, (problem) => {
+      throw new CliError(`--limit "${flag}": the value ${problem}`, EXIT_USAGE);
+    });
   }
   return limits;
 }
@@ -89,6 +92,10 @@ export async function daemonCommand(options: DaemonCommandOptions): Promise<void
   } catch (error) {
     if (error instanceof InvalidArgumentError || (error instanceof XpcbusError && error.code === "transport_unavailable")) {
       throw new CliError(error.message, EXIT_USAGE);
+    }
+    if (error instanceof XpcbusError && error.code === "socket_unusable" && options.system === true && process.getuid?.() !== 0) {
+      // /run/xpcbus is root's: the usual cause is a missing sudo, which the OS error does not say.
+      throw new CliError(`the system broker (--system) needs root: ${error.message}; run it as root, or give --socket a path this user may write`, EXIT_ERROR);
     }
     if (error instanceof XpcbusError) throw new CliError(error.message, EXIT_ERROR);
     throw error;

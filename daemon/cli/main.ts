@@ -2,21 +2,22 @@
 // `xpcbus`: the daemon and the client commands. Errors are one line on
 // stderr (a stack trace only with --verbose) and a documented exit code.
 
-import { Command, CommanderError, InvalidArgumentError as CommanderInvalidArgument } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { PACKAGE_VERSION } from "../core/version.js";
 import { getCommand, pubCommand, reqCommand, statusCommand, subCommand } from "./client-commands.js";
-import { describe, exitCodeOf } from "./cli-error.js";
+import { describe, exitCodeOf, ReportedFailure } from "./cli-error.js";
 import { daemonCommand } from "./daemon-command.js";
 import { launchdCommand, systemdCommand } from "./service-commands.js";
 import { policyCheckCommand, policyExplainCommand } from "./policy-commands.js";
 import { notifyCheckCommand, notifyPostCommand, notifyStateCommand, notifyWaitCommand, watchCommand } from "./notify-commands.js";
 import { EXIT_OK, EXIT_USAGE } from "./exit-codes.js";
+import { integerOption, MAX_TIMER_MS } from "./integer-option.js";
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 1) throw new CommanderInvalidArgument("must be a positive integer");
-  return n;
-}
+const positiveInt = integerOption({ min: 1 });
+/** A timeout the CLI waits out itself with setTimeout, which cannot wait longer. */
+const timerMs = integerOption({ min: 1, max: MAX_TIMER_MS });
+/** A pid, uid or gid. */
+const id = integerOption({ min: 0 });
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -61,7 +62,11 @@ function buildProgram(): Command {
     .option("--socket <path>", SOCKET_HELP)
     .option("--service <name>", SERVICE_HELP)
     .option("--json", "the data is JSON")
-    .option("--stdin", "publish one message per line of standard input")
+    .option(
+      "--stdin",
+      "publish one message per line of standard input; a line that cannot be sent (bad JSON, too large) is reported " +
+        "on stderr with its number and skipped, the others are still sent, and the exit code is 1",
+    )
     .option("--retain", "keep as the subject's retained value")
     .action(pubCommand);
 
@@ -145,10 +150,11 @@ function buildProgram(): Command {
     .command("explain")
     .argument("<file>")
     .description("show which rule decides for a process (--pid) or an identity (--uid/--gid/--exe), and its rights")
-    .option("--pid <pid>", "a running process")
-    .option("--uid <uid>")
-    .option("--gid <gid>")
-    .option("--exe <path>")
+    .addOption(new Option("--pid <pid>", "a running process (its uid, gid and exe from /proc)").argParser(id).conflicts(["uid", "gid", "exe"]))
+    .addOption(new Option("--uid <uid>", "a user id").argParser(id))
+    .addOption(new Option("--gid <gid>", "a group id (with --uid)").argParser(id))
+    .option("--exe <path>", "an executable path (with --uid)")
+    .addHelpText("after", "\nExit codes: 0 admitted, 1 DENIED, 2 usage (a bad number, --pid with --uid, an unreadable or invalid file).")
     .action(policyExplainCommand);
 
   const notify = program.command("notify").description("notification names, as notifyutil(1) does it, through the broker");
@@ -164,7 +170,7 @@ function buildProgram(): Command {
     .command("wait")
     .description("block until the name is posted, then print its state")
     .argument("<name>")
-    .option("--timeout <ms>", "give up after ms (exit 1)", positiveInt)
+    .option("--timeout <ms>", "give up after ms (exit 1)", timerMs)
     .option("--socket <path>", SOCKET_HELP)
     .option("--service <name>", SERVICE_HELP)
     .action(notifyWaitCommand);
@@ -196,6 +202,8 @@ async function main(argv: string[]): Promise<number> {
       // Commander has already printed its message (or the help/version text).
       return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     }
+    // The command has said what went wrong already (e.g. pub --stdin, line by line).
+    if (error instanceof ReportedFailure) return error.exitCode;
     const verbose = program.opts<{ verbose?: boolean }>().verbose === true;
     process.stderr.write(`xpcbus: ${describe(error)}\n`);
     if (verbose && error instanceof Error && error.stack !== undefined) process.stderr.write(`${error.stack}\n`);

@@ -1,11 +1,12 @@
-// `xpcbus policy check FILE` and `xpcbus policy explain FILE --pid N | --uid N [--gid N] [--exe PATH]`.
+// `xpcbus policy check FILE` and `xpcbus policy explain FILE --pid N | --uid N [--gid N] [--exe PATH]`
+// (exit 0 admitted, 1 denied, 2 usage).
 
 import { readFileSync, readlinkSync } from "node:fs";
 import { evaluate, RIGHTS } from "../core/policy.js";
 import type { PeerIdentity } from "../core/peer-link.js";
 import { readPolicyFile } from "../policy-file.js";
-import { CliError } from "./cli-error.js";
-import { EXIT_USAGE } from "./exit-codes.js";
+import { CliError, ReportedFailure } from "./cli-error.js";
+import { EXIT_ERROR, EXIT_USAGE } from "./exit-codes.js";
 
 function load(file: string) {
   try {
@@ -43,13 +44,14 @@ function identityOfPid(pid: number): PeerIdentity {
   return { pid, uid: field("Uid"), gid: field("Gid"), exe, method: "proc" };
 }
 
-export function policyExplainCommand(file: string, options: { pid?: string; uid?: string; gid?: string; exe?: string }): void {
+/** The numbers are parsed (and --pid refused beside --uid, --gid or --exe) by the option declarations in main.ts. */
+export function policyExplainCommand(file: string, options: { pid?: number; uid?: number; gid?: number; exe?: string }): void {
   const policy = load(file);
   let identity: PeerIdentity;
   if (options.pid !== undefined) {
-    identity = identityOfPid(Number(options.pid));
+    identity = identityOfPid(options.pid);
   } else if (options.uid !== undefined) {
-    identity = { pid: null, uid: Number(options.uid), gid: options.gid === undefined ? null : Number(options.gid), exe: options.exe ?? null, method: "given" };
+    identity = { pid: null, uid: options.uid, gid: options.gid ?? null, exe: options.exe ?? null, method: "given" };
   } else {
     throw new CliError("give --pid N, or --uid N (with --gid and --exe if the rules use them)", EXIT_USAGE);
   }
@@ -60,4 +62,6 @@ export function policyExplainCommand(file: string, options: { pid?: string; uid?
     ...(grant.allowed ? RIGHTS.map((right) => `  ${right}: ${grant.rights[right].length > 0 ? grant.rights[right].join(" ") : "(nothing)"}`) : []),
   ];
   process.stdout.write(`${out.join("\n")}\n`);
+  // Like grep: scripts can branch on the verdict; stdout has already said it.
+  if (!grant.allowed) throw new ReportedFailure("the policy denies this identity", EXIT_ERROR);
 }

@@ -490,7 +490,7 @@ export class Broker implements SessionHost {
     if (!this.#allowed(session, "publish", ">", op.id)) return;
     const problem = postingProblem(op.name, session.link.identity.uid, notifier.info.prefix);
     if (problem !== undefined) {
-      session.log.info({ name: op.name, reason: problem }, "post refused");
+      session.log.info({ notifyName: op.name, reason: problem }, "post refused");
       session.error("reserved_name", problem, op.id);
       return;
     }

@@ -37,6 +37,12 @@ export interface Policy {
   otherwise: "allow" | "deny";
   /** Where it came from, for logs and reasons. */
   source: string;
+  /**
+   * What a peer that no rule fits is told, in place of "no rule of <source>
+   * matches …" (followed by "; you are uid N"). For the built-in policy, which
+   * has no file whose rules the peer could look up.
+   */
+  refusal?: string;
 }
 
 export interface Grant {
@@ -54,10 +60,12 @@ const EVERYTHING: Record<Right, string[]> = { publish: [">"], subscribe: [">"], 
 /** The default of a broker started without --policy: its own uid and root, with every right. */
 export function ownerOnlyPolicy(ownerUid: number): Policy {
   const uids = ownerUid === 0 ? [0] : [ownerUid, 0];
+  const who = ownerUid === 0 ? "root" : `uid ${ownerUid} and root`;
   return {
     rules: [{ name: "owner", match: { uid: uids }, connect: "allow", ...EVERYTHING }],
     otherwise: "deny",
-    source: `built-in: uid ${uids.join(" and ")} only`,
+    source: `the built-in policy (${who} only)`,
+    refusal: `only ${who} may use this broker (no --policy given)`,
   };
 }
 
@@ -112,10 +120,14 @@ export function evaluate(policy: Policy, identity: PeerIdentity, check?: CodeSig
     };
   }
   const allowed = policy.otherwise === "allow";
+  const reason =
+    policy.refusal !== undefined && !allowed
+      ? `${policy.refusal}; you are ${identity.uid === null ? "of an unknown uid" : `uid ${identity.uid}`}`
+      : `no rule of ${policy.source} matches ${describe(identity)}; the default is ${policy.otherwise}`;
   return {
     allowed,
     rule: "otherwise",
-    reason: `no rule of ${policy.source} matches ${describe(identity)}; the default is ${policy.otherwise}`,
+    reason,
     rights: allowed ? EVERYTHING : NOTHING,
   };
 }

@@ -145,7 +145,7 @@ export class Session implements PeerInbound {
     clearTimeout(this.#helloTimer);
     this.#greeted = true;
     this.name = name ?? "";
-    this.log.info({ name: this.name }, "peer said hello");
+    this.log.info({ peerName: this.name }, "peer said hello");
     this.#host.welcome(this, id);
   }
 }

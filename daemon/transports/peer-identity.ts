@@ -22,7 +22,7 @@ export function unixPeerIdentity(socket: Socket, log: Logger): PeerIdentity {
   }
   try {
     const creds = loadNative().peerCredentials(fd);
-    if (creds.exe === null) log.debug({ pid: creds.pid, reason: creds.exeError }, "peer executable not confirmed");
+    if (creds.exe === null) log.debug({ peerPid: creds.pid, reason: creds.exeError }, "peer executable not confirmed");
     return { pid: creds.pid, uid: creds.uid, gid: creds.gid, exe: creds.exe, method: creds.method };
   } catch (error) {
     log.warn({ err: error }, "cannot read peer credentials; peer identity unknown");
