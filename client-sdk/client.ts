@@ -7,9 +7,13 @@ import { EventEmitter } from "node:events";
 import {
   BufferFullError,
   brokerErrorFromWire,
+  CallbackError,
   ClosedError,
   ConnectionError,
+  ConnectionRefusedError,
+  DrainTimeoutError,
   InvalidArgumentError,
+  InvalidQueueError,
   InvalidSubjectError,
   XpcbusError,
   type BrokerError,
@@ -24,6 +28,7 @@ import { Watch, type WatchOptions, type WatchOwner } from "./watch.js";
 import { openNotifyBackend, type NotifyBackend, type NotifyToken } from "./notify/notify-backend.js";
 import { notifyNameProblem, subjectNotifyName } from "./protocol/notify-name.js";
 import type { NotifyInfo } from "./protocol/messages.js";
+import { responderErrorOf, responderErrorReply } from "./responder-error.js";
 
 export interface ReconnectOptions {
   /** Reconnect after losing the broker (default true). */
@@ -80,6 +85,24 @@ export interface RespondOptions {
   queue?: string;
 }
 
+export interface DrainOptions {
+  /**
+   * Longest wait, in ms, for the unsubscribes, the running respond() handlers
+   * and the outstanding calls (default DEFAULT_DRAIN_TIMEOUT_MS). Past it the
+   * client closes anyway and drain() rejects with DrainTimeoutError.
+   */
+  timeoutMs?: number;
+}
+
+/**
+ * drain()'s default bound: nats.go's DrainTimeout. Long enough for a handler
+ * doing real work and for requests with the default 5 s timeout to settle;
+ * short enough that a stuck handler cannot hold a process's shutdown for ever.
+ */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
+
+const DRAIN_OPTION_NAMES = ["timeoutMs"];
+
 export type GetResult =
   | { found: true; subject: string; data: Payload; raw: Uint8Array; encoding: PayloadEncoding; seq: number }
   | { found: false; subject: string; seq: 0 };
@@ -94,6 +117,17 @@ export interface ClientEvents {
   dropped: [info: { count: number; total: number }];
   /** An `err` from the broker that no pending call was waiting for (e.g. a fire-and-forget publish). */
   brokerError: [error: BrokerError];
+  /**
+   * A subscription, watch or respond() callback threw (or its promise
+   * rejected); delivery goes on. Not named "error" on purpose: an "error" that
+   * nobody listens to throws, and an application's bug must not crash its
+   * host. Without a listener the error is written as a process warning.
+   */
+  callbackError: [error: CallbackError];
+  /**
+   * The client closed: `undefined` for close()/drain(), else why, e.g. a
+   * ConnectionRefusedError when the broker refused it for good.
+   */
   closed: [error: Error | undefined];
 }
 
@@ -147,6 +181,10 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
   #notifyInfo: NotifyInfo | undefined;
   #notifyBackend: NotifyBackend | undefined;
   readonly #watched = new Map<string, WatchedName>();
+  /** respond() handlers still running, with the sending of their replies; drain() waits for them. */
+  readonly #answering = new Set<Promise<void>>();
+  /** A refusal the broker sent before closing (connection_denied…): the close that follows ends the client. */
+  #refusal: ConnectionRefusedError | undefined;
 
   /** Use `connect()`; the constructor does no I/O. */
   constructor(transport: ClientTransport, settings: ClientSettings) {
@@ -208,7 +246,10 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
     return { found: true, subject, raw, encoding, data: decodePayload(raw, encoding), seq: fields["seq"] as number };
   }
 
-  /** Sends a request to one subscriber of `subject` and resolves with its reply. */
+  /**
+   * Sends a request to one subscriber of `subject` and resolves with its reply.
+   * Rejects with ResponderError when the responder's handler failed.
+   */
   async request(subject: string, data?: unknown, options: RequestOptions = {}): Promise<Message> {
     this.#checkOpen();
     checkSubject(subject, false);
@@ -217,13 +258,20 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
     const payload = encodePayload(data);
     this.#checkPayload(payload.bytes);
     const fields = await this.#call({ op: "req", subject, p: payload.bytes, enc: payload.enc, timeout: timeoutMs, id: 0 });
-    return this.#message(subject, fields);
+    const reply = this.#message(subject, fields);
+    const failed = responderErrorOf(reply);
+    if (failed !== undefined) throw failed;
+    return reply;
   }
 
   /**
-   * Answers requests on `subject` with what `handler` returns. Responders of a
-   * subject share a queue group, so each request reaches one of them.
-   * A handler that throws sends no reply; the requester's timeout reports it.
+   * Answers requests on `subject` with what `handler` returns (or resolves to).
+   * Responders of a subject share a queue group, so each request reaches one
+   * of them. A handler that throws (or rejects, or returns a value that cannot
+   * be sent) answers with an error reply, so the requester's request() rejects
+   * at once with a ResponderError carrying the handler's message; this client
+   * reports the failure as a `callbackError` event. drain() waits for running
+   * handlers.
    */
   async respond(
     subject: string,
@@ -234,10 +282,9 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
       queue: options.queue ?? "responders",
       callback: (request) => {
         if (request.reply === undefined) return;
-        Promise.resolve()
-          .then(() => handler(request))
-          .then((result) => request.respond(result))
-          .catch((error: unknown) => this.callbackFailed(undefined, error));
+        const answer = this.#answer(subject, request, handler);
+        this.#answering.add(answer);
+        void answer.then(() => this.#answering.delete(answer));
       },
     });
   }
@@ -250,7 +297,7 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
     checkSubject(subject, true);
     if (options.queue !== undefined) {
       const problem = queueNameProblem(options.queue);
-      if (problem !== undefined) throw new InvalidSubjectError(problem);
+      if (problem !== undefined) throw new InvalidQueueError(problem);
     }
     if (options.maxPending !== undefined && (!Number.isInteger(options.maxPending) || options.maxPending < 1)) {
       throw new InvalidArgumentError("maxPending must be a positive integer");
@@ -372,12 +419,31 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
 
   // ---- ending ----
 
-  /** Unsubscribes everything, waits for outstanding replies, then closes. */
-  async drain(): Promise<void> {
+  /**
+   * Unsubscribes everything, lets running respond() handlers finish and send
+   * their replies, waits for outstanding replies to this client's calls, then
+   * closes. All of it within `timeoutMs` (default DEFAULT_DRAIN_TIMEOUT_MS):
+   * past it the client closes anyway and drain() rejects with DrainTimeoutError.
+   */
+  async drain(options: DrainOptions = {}): Promise<void> {
+    const timeoutMs = parseDrainOptions(options);
     if (this.#state === "closed") return;
-    await Promise.allSettled([...this.#subs.values()].map((sub) => this.unsubscribe(sub)));
-    await Promise.allSettled([...this.#inflight]);
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<"expired">((resolve) => {
+      timer = setTimeout(() => resolve("expired"), timeoutMs);
+    });
+    const drained = (async (): Promise<"drained"> => {
+      // No new request reaches a handler once its subscription is gone.
+      await Promise.allSettled([...this.#subs.values()].map((sub) => this.unsubscribe(sub)));
+      // The replies of running handlers are calls: wait for the handlers first, then for every call.
+      await Promise.allSettled([...this.#answering]);
+      await Promise.allSettled([...this.#inflight]);
+      return "drained";
+    })();
+    const outcome = await Promise.race([drained, expired]);
+    clearTimeout(timer);
     await this.close();
+    if (outcome === "expired") throw new DrainTimeoutError(timeoutMs);
   }
 
   /** Closes now: pending calls fail with ClosedError, subscriptions end. */
@@ -401,14 +467,56 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
     this.emit("slowConsumer", { subject: sub.subject, sid: sub.sid, dropped });
   }
 
-  callbackFailed(_source: Subscription | Watch | undefined, error: unknown): void {
-    // Surface on the next tick, outside the dispatch loop, as an unhandled error would be.
-    queueMicrotask(() => {
-      throw error;
-    });
+  callbackFailed(source: Subscription | Watch, error: unknown): void {
+    if (source instanceof Watch) this.#reportCallbackError(new CallbackError("watch", source.name, error));
+    else this.#reportCallbackError(new CallbackError("subscription", source.subject, error));
   }
 
   // ---- internals ----
+
+  /** Tells the application a callback failed, without ever throwing into the dispatch loop or the event loop. */
+  #reportCallbackError(error: CallbackError): void {
+    if (this.listenerCount("callbackError") > 0) {
+      try {
+        this.emit("callbackError", error);
+        return;
+      } catch (listenerError) {
+        // The listener threw too: warn about both rather than crash.
+        process.emitWarning(new CallbackError(error.source, error.subject, listenerError));
+      }
+    }
+    process.emitWarning(error);
+  }
+
+  /** Runs a responder's handler and sends its reply, or an error reply when it fails. Never rejects. */
+  async #answer(subject: string, request: Message, handler: (request: Message) => unknown): Promise<void> {
+    let result: unknown;
+    try {
+      result = await handler(request);
+    } catch (error) {
+      await this.#answerFailed(subject, request, error);
+      return;
+    }
+    try {
+      await request.respond(result);
+    } catch (error) {
+      // A value that cannot be sent is the handler's failure too; a lost or
+      // closed connection is not, and the broker tells the requester
+      // (responder_gone) or its timeout does.
+      if (error instanceof XpcbusError && (error.code === "invalid_argument" || error.code === "payload_too_large")) {
+        await this.#answerFailed(subject, request, error);
+      }
+    }
+  }
+
+  async #answerFailed(subject: string, request: Message, error: unknown): Promise<void> {
+    this.#reportCallbackError(new CallbackError("responder", subject, error));
+    try {
+      await request.respond(responderErrorReply(error));
+    } catch {
+      // Disconnected or closed meanwhile: the requester hears responder_gone, or times out.
+    }
+  }
 
   #notifyPrefix(): string {
     const prefix = this.#notifyInfo?.prefix;
@@ -693,9 +801,11 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
         if (pending !== undefined) {
           this.#pending.delete(id as number);
           pending.reject(error);
-        } else if (this.listenerCount("brokerError") > 0) {
-          this.emit("brokerError", error);
+          return;
         }
+        // Errors that close carry no id (section 10); a permanent refusal ends the client when the close comes.
+        if (id === undefined && error instanceof ConnectionRefusedError) this.#refusal = error;
+        if (this.listenerCount("brokerError") > 0) this.emit("brokerError", error);
         return;
       }
       case "dropped":
@@ -748,6 +858,13 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
   #lost(error: Error | undefined): void {
     this.#connection = undefined;
     if (this.#state === "closed") return;
+    const refusal = this.#refusal;
+    if (refusal !== undefined) {
+      // Reconnecting would be refused the same way: close with the broker's reason, failing every call with it.
+      this.emit("disconnected", refusal);
+      this.#shutdown(refusal);
+      return;
+    }
     this.#state = "reconnecting";
     for (const [id, pending] of this.#pending) {
       if (!pending.sent) continue;
@@ -778,8 +895,11 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
         () => {
           if (this.#state === "connected") this.emit("reconnected", { peer: this.#peerId });
         },
-        () => {
-          if (this.#state !== "closed") this.#scheduleReconnect(attempt + 1);
+        (error: unknown) => {
+          if (this.#state === "closed") return;
+          // Refused at hello for who this client is (e.g. a broker restarted with a stricter policy): stop.
+          if (error instanceof ConnectionRefusedError) this.#shutdown(error);
+          else this.#scheduleReconnect(attempt + 1);
         },
       );
     }, delayMs);
@@ -814,6 +934,18 @@ function subOp(sub: Subscription): ClientOp & { op: "sub" } {
   if (sub.queue !== undefined) op.queue = sub.queue;
   if (sub.replay) op.replay = true;
   return op;
+}
+
+function parseDrainOptions(options: DrainOptions): number {
+  if (options === null || typeof options !== "object") throw new InvalidArgumentError("drain() takes an options object");
+  for (const key of Object.keys(options)) {
+    if (!DRAIN_OPTION_NAMES.includes(key)) throw new InvalidArgumentError(`unknown drain option "${key}"; known: ${DRAIN_OPTION_NAMES.join(", ")}`);
+  }
+  const timeoutMs = options.timeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) {
+    throw new InvalidArgumentError(`drain option "timeoutMs" must be a positive integer (got ${String(options.timeoutMs)})`);
+  }
+  return timeoutMs;
 }
 
 function checkNotifyName(name: string): void {

@@ -4,7 +4,7 @@
 // coalescing: a busy consumer is owed only the latest wake-up.
 
 export interface DeliveryHooks {
-  /** The callback threw. */
+  /** The callback threw, or the promise it returned rejected. Must not throw. */
   callbackFailed(error: unknown): void;
   /** The queue was full and its oldest item was dropped; `dropped` is the running total. */
   overflow(dropped: number): void;
@@ -16,7 +16,7 @@ export class Delivery<T> implements AsyncIterable<T> {
   /** Items dropped because the queue was full. */
   dropped = 0;
   readonly #what: string;
-  readonly #callback: ((item: T) => void) | undefined;
+  readonly #callback: ((item: T) => unknown) | undefined;
   readonly #maxPending: number;
   readonly #hooks: DeliveryHooks;
   readonly #queued: T[] = [];
@@ -26,7 +26,7 @@ export class Delivery<T> implements AsyncIterable<T> {
   #iterating = false;
 
   /** `what` names the owner in errors ("subscription", "watch"). */
-  constructor(what: string, callback: ((item: T) => void) | undefined, maxPending: number, hooks: DeliveryHooks) {
+  constructor(what: string, callback: ((item: T) => unknown) | undefined, maxPending: number, hooks: DeliveryHooks) {
     this.#what = what;
     this.#callback = callback;
     this.#maxPending = maxPending;
@@ -40,8 +40,10 @@ export class Delivery<T> implements AsyncIterable<T> {
   deliver(item: T): void {
     if (this.#ended) return;
     if (this.#callback !== undefined) {
+      // A failing callback is reported, never thrown: the next item still comes.
       try {
-        this.#callback(item);
+        const result = this.#callback(item);
+        if (isThenable(result)) result.then(undefined, (error: unknown) => this.#hooks.callbackFailed(error));
       } catch (error) {
         this.#hooks.callbackFailed(error);
       }
@@ -102,4 +104,8 @@ export class Delivery<T> implements AsyncIterable<T> {
       },
     };
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === "object" || typeof value === "function") && value !== null && typeof (value as PromiseLike<unknown>).then === "function";
 }

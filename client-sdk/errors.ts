@@ -41,7 +41,11 @@ export const WIRE_ERROR_CODES = [
 
 export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
 
-/** Codes raised only inside the SDK, never sent by the broker. */
+/**
+ * Codes raised only inside the SDK, never sent by the broker in `err`.
+ * `responder_error` travels between SDKs inside a reply's payload
+ * (docs/PROTOCOL.md, Appendix A, "Responder errors"), not as a broker code.
+ */
 export type LocalErrorCode =
   | "not_connected"
   | "connection_failed"
@@ -52,7 +56,10 @@ export type LocalErrorCode =
   | "native_unavailable"
   | "broker_running"
   | "socket_unusable"
-  | "transport_unavailable";
+  | "transport_unavailable"
+  | "responder_error"
+  | "callback_failed"
+  | "drain_timeout";
 
 export type ErrorCode = WireErrorCode | LocalErrorCode;
 
@@ -60,6 +67,24 @@ const wireCodes: ReadonlySet<string> = new Set(WIRE_ERROR_CODES);
 
 export function isWireErrorCode(code: unknown): code is WireErrorCode {
   return typeof code === "string" && wireCodes.has(code);
+}
+
+/**
+ * Closing codes that say who the client is or what it speaks, not how the
+ * broker is doing: reconnecting would be refused again the same way, so the
+ * SDK stops and closes with a ConnectionRefusedError (docs/PROTOCOL.md,
+ * section 10, "Retrying"). The other closing codes (`too_many_peers`,
+ * `shutdown`, `hello_timeout`, `slow_consumer`, the framing faults) are about
+ * this connection or the broker's load, and the SDK keeps backing off.
+ */
+export const PERMANENT_REFUSAL_CODES = ["connection_denied", "code_signing_failed", "unsupported_version"] as const;
+
+export type PermanentRefusalCode = (typeof PERMANENT_REFUSAL_CODES)[number];
+
+const permanentCodes: ReadonlySet<string> = new Set(PERMANENT_REFUSAL_CODES);
+
+export function isPermanentRefusalCode(code: unknown): code is PermanentRefusalCode {
+  return typeof code === "string" && permanentCodes.has(code);
 }
 
 export class XpcbusError extends Error {
@@ -104,11 +129,75 @@ export class ResponderGoneError extends BrokerError {
   }
 }
 
-/** A subject (or queue group name) broke the rules of docs/PROTOCOL.md, "Subjects". */
+/**
+ * The broker refused this client for a reason retrying will not change
+ * (PERMANENT_REFUSAL_CODES): the policy no longer admits it, its code
+ * signature fails, or the broker speaks another protocol version. The client
+ * stops reconnecting and closes with this error; `reason` is the broker's.
+ */
+export class ConnectionRefusedError extends BrokerError {
+  readonly reason: string;
+
+  constructor(code: PermanentRefusalCode, reason: string) {
+    super(code, `the broker refused this client: ${reason}`);
+    this.name = "ConnectionRefusedError";
+    this.reason = reason;
+  }
+}
+
+/**
+ * The responder's handler failed (it threw, or returned a value that cannot be
+ * sent); the message is the handler's. It reaches the requester as a reply
+ * (docs/PROTOCOL.md, Appendix A, "Responder errors"), so it comes at once
+ * rather than as a timeout.
+ */
+export class ResponderError extends XpcbusError {
+  constructor(message: string) {
+    super("responder_error", message);
+    this.name = "ResponderError";
+  }
+}
+
+/**
+ * A subscription, watch or respond() callback of this process threw (or its
+ * promise rejected). Reported through the client's `callbackError` event, never
+ * thrown: `cause` is what the callback threw, and the subscription goes on.
+ */
+export class CallbackError extends XpcbusError {
+  /** Which kind of callback failed. */
+  readonly source: "subscription" | "watch" | "responder";
+  /** The subscription's subject, or the watched name. */
+  readonly subject: string;
+
+  constructor(source: "subscription" | "watch" | "responder", subject: string, cause: unknown) {
+    super("callback_failed", `a ${source} callback on "${subject}" threw: ${describeThrown(cause)}`, { cause });
+    this.name = "CallbackError";
+    this.source = source;
+    this.subject = subject;
+  }
+}
+
+/** drain() did not finish within its timeout; the client was closed anyway. */
+export class DrainTimeoutError extends XpcbusError {
+  constructor(timeoutMs: number) {
+    super("drain_timeout", `drain did not finish within ${timeoutMs} ms; the client was closed anyway`);
+    this.name = "DrainTimeoutError";
+  }
+}
+
+/** A subject broke the rules of docs/PROTOCOL.md, "Subjects". */
 export class InvalidSubjectError extends XpcbusError {
   constructor(reason: string) {
     super("invalid_subject", reason);
     this.name = "InvalidSubjectError";
+  }
+}
+
+/** A queue group name broke the rules of docs/PROTOCOL.md, "Subjects" (the broker's `invalid_queue`). */
+export class InvalidQueueError extends XpcbusError {
+  constructor(reason: string) {
+    super("invalid_queue", reason);
+    this.name = "InvalidQueueError";
   }
 }
 
@@ -155,7 +244,21 @@ export function brokerErrorFromWire(code: unknown, reason: unknown): BrokerError
       return new RequestTimeoutError(text);
     case "responder_gone":
       return new ResponderGoneError(text);
+    case "connection_denied":
+    case "code_signing_failed":
+    case "unsupported_version":
+      return new ConnectionRefusedError(code, text);
     default:
       return new BrokerError(code, text);
+  }
+}
+
+/** The message of whatever a callback threw: an Error's message, else the value as text. */
+function describeThrown(value: unknown): string {
+  if (value instanceof Error) return value.message;
+  try {
+    return typeof value === "string" ? value : (JSON.stringify(value) ?? String(value));
+  } catch {
+    return String(value);
   }
 }

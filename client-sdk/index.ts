@@ -2,9 +2,11 @@
 export { connect, type ConnectOptions } from "./connect.js";
 export {
   Client,
+  DEFAULT_DRAIN_TIMEOUT_MS,
   DEFAULT_RECONNECT,
   MAX_WRITE_BUFFER_BYTES,
   type ClientEvents,
+  type DrainOptions,
   type GetResult,
   type PublishAck,
   type PublishOptions,

@@ -29,7 +29,11 @@ export interface SubscribeOptions {
   queue?: string;
   /** Receive the retained values matching the subject first. */
   replay?: boolean;
-  /** Receive messages through this callback instead of iterating. */
+  /**
+   * Receive messages through this callback instead of iterating. If it throws
+   * (or returns a promise that rejects), the client emits `callbackError` and
+   * the subscription goes on.
+   */
   callback?: (message: Message) => void;
   /** Bound of the iterator's queue (default DEFAULT_MAX_PENDING_MESSAGES). */
   maxPending?: number;

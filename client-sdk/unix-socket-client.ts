@@ -16,6 +16,8 @@ export const MAX_INBOUND_FRAME_BYTES = 16 * DEFAULT_MAX_FRAME_BYTES;
 
 class UnixClientConnection implements ClientConnection {
   readonly #socket: Socket;
+  /** The one wait for "drain" that every caller shares: a listener per caller would pile up (MaxListenersExceededWarning). */
+  #drainWait: Promise<void> | undefined;
 
   constructor(socket: Socket) {
     this.#socket = socket;
@@ -31,15 +33,17 @@ class UnixClientConnection implements ClientConnection {
 
   drained(): Promise<void> {
     if (!this.#socket.writableNeedDrain || this.#socket.destroyed) return Promise.resolve();
-    return new Promise((resolve) => {
+    this.#drainWait ??= new Promise((resolve) => {
       const done = (): void => {
         this.#socket.off("drain", done);
         this.#socket.off("close", done);
+        this.#drainWait = undefined;
         resolve();
       };
       this.#socket.on("drain", done);
       this.#socket.on("close", done);
     });
+    return this.#drainWait;
   }
 
   close(): void {

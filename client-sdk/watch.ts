@@ -23,7 +23,7 @@ export interface WatchEvent {
 export interface WatchOptions {
   /** Notify-then-fetch: after each wake, `get` the subject's retained value (one get at a time). */
   fetch?: boolean;
-  /** Receive events through this callback instead of iterating. */
+  /** Receive events through this callback instead of iterating; a failure is a `callbackError` event, and the watch goes on. */
   callback?: (event: WatchEvent) => void;
 }
 

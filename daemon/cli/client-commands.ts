@@ -5,7 +5,9 @@ import { createInterface } from "node:readline";
 import { connect } from "../../client-sdk/connect.js";
 import type { Client } from "../../client-sdk/client.js";
 import type { BrokerStatus } from "../../client-sdk/protocol/messages.js";
-import { CliError } from "./cli-error.js";
+import { XpcbusError, InvalidSubjectError } from "../../client-sdk/errors.js";
+import { subjectProblem } from "../../client-sdk/protocol/subject.js";
+import { CliError, describe, exitCodeOf, ReportedFailure } from "./cli-error.js";
 import { EXIT_ERROR, EXIT_USAGE } from "./exit-codes.js";
 import { messageLine, parseData, payloadText, printLine } from "./output.js";
 
@@ -41,6 +43,9 @@ export async function pubCommand(
   options: CommonOptions & { json?: boolean; stdin?: boolean; retain?: boolean },
 ): Promise<void> {
   if (options.stdin === true && data !== undefined) throw new CliError("give the data as an argument or with --stdin, not both", EXIT_USAGE);
+  // Before connecting or reading stdin: a bad subject is a usage error, not one failure per line.
+  const problem = subjectProblem(subject, false);
+  if (problem !== undefined) throw new InvalidSubjectError(problem);
   const json = options.json === true;
   const retain = options.retain === true;
   await withClient(options, "xpcbus-pub", async (client) => {
@@ -48,19 +53,69 @@ export async function pubCommand(
       await client.publish(subject, parseData(data, json), { retain });
       return;
     }
-    // One message per line; acknowledgements are awaited in batches so a long
-    // input streams instead of round-tripping each line.
-    const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
-    let inFlight: Array<Promise<unknown>> = [];
-    for await (const line of lines) {
-      inFlight.push(client.publish(subject, parseData(line, json), { retain }));
-      if (inFlight.length >= 256) {
-        await Promise.all(inFlight);
-        inFlight = [];
-      }
-    }
-    await Promise.all(inFlight);
+    await publishLines(client, subject, json, retain);
   });
+}
+
+/** How many publishes of `pub --stdin` may await their acknowledgement at once. */
+const STDIN_BATCH = 256;
+
+/** Codes that are about one line's data: that line is skipped and the others still go. */
+const LINE_PROBLEMS: ReadonlySet<string> = new Set(["payload_too_large"]);
+
+/**
+ * `pub --stdin`: one message per line; acknowledgements are awaited in
+ * batches so a long input streams instead of round-tripping each line. A line
+ * whose data cannot be sent (not JSON with --json, over the payload limit) is
+ * reported as "line N: why" and skipped; the rest are still sent and the exit
+ * code is 1. Anything else (refused by the policy, the connection lost) would
+ * fail every later line alike, so it ends the command at that line.
+ */
+async function publishLines(client: Client, subject: string, json: boolean, retain: boolean): Promise<void> {
+  const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+  let skipped = 0;
+  let fatal: CliError | undefined;
+  const report = (lineNo: number, error: unknown): void => {
+    if (error instanceof CliError || (error instanceof XpcbusError && LINE_PROBLEMS.has(error.code))) {
+      skipped++;
+      process.stderr.write(`xpcbus: line ${lineNo}: ${describe(error)}\n`);
+    } else {
+      fatal ??= new CliError(`line ${lineNo}: ${describe(error)}`, exitCodeOf(error));
+    }
+  };
+  let lineNo = 0;
+  let inFlight: Array<Promise<unknown>> = [];
+  for await (const line of lines) {
+    lineNo++;
+    const at = lineNo;
+    let value: unknown;
+    try {
+      value = parseLine(line, json);
+    } catch (error) {
+      report(at, error);
+      continue;
+    }
+    // Each publish is handled as soon as it settles, so no rejection is left unhandled.
+    inFlight.push(client.publish(subject, value, { retain }).catch((error: unknown) => report(at, error)));
+    if (inFlight.length >= STDIN_BATCH) {
+      await Promise.all(inFlight);
+      inFlight = [];
+    }
+    if (fatal !== undefined) break;
+  }
+  await Promise.all(inFlight);
+  if (fatal !== undefined) throw fatal;
+  if (skipped > 0) throw new ReportedFailure(`${skipped} of ${lineNo} lines were not sent`, EXIT_ERROR);
+}
+
+/** One line of `pub --stdin --json`: a bad one is that line's problem (exit 1), not a usage error. */
+function parseLine(line: string, json: boolean): unknown {
+  if (!json) return line;
+  try {
+    return JSON.parse(line) as unknown;
+  } catch (error) {
+    throw new CliError(`not valid JSON: ${(error as Error).message}`, EXIT_ERROR);
+  }
 }
 
 export async function subCommand(
@@ -71,6 +126,9 @@ export async function subCommand(
   client.on("reconnecting", ({ attempt, delayMs }) => process.stderr.write(`xpcbus: broker lost, reconnecting (attempt ${attempt}, in ${delayMs} ms)\n`));
   client.on("reconnected", () => process.stderr.write("xpcbus: reconnected\n"));
   client.on("slowConsumer", ({ dropped }) => process.stderr.write(`xpcbus: output is not keeping up; ${dropped} messages dropped\n`));
+  client.on("dropped", ({ count, total }) =>
+    process.stderr.write(`xpcbus: the broker dropped ${count} message${count === 1 ? "" : "s"} (${total} in all): this subscriber was not reading fast enough\n`),
+  );
   const stop = (): void => void client.close();
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);

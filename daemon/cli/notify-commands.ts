@@ -44,7 +44,7 @@ export async function notifyWaitCommand(name: string, options: CommonOptions & {
     const result = await Promise.race([iterator.next(), timedOut]);
     clearTimeout(timer);
     if (result === "timeout") throw new CliError(`"${name}" was not posted within ${options.timeout} ms`, EXIT_ERROR);
-    if (result.done === true) throw new CliError("the connection to the broker ended", EXIT_ERROR);
+    if (result.done === true) throw (client.isClosed ? await client.closed() : undefined) ?? new CliError("the connection to the broker ended", EXIT_ERROR);
     out(String(result.value.state));
   });
 }
@@ -70,5 +70,8 @@ export async function watchCommand(
     }
     if (options.count !== undefined && ++seen >= options.count) break;
   }
+  // The watch also ends when the client closed on its own (e.g. the broker refused it for good): say why.
+  const error = client.isClosed ? await client.closed() : undefined;
   await client.close();
+  if (error !== undefined) throw error;
 }
