@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -32,6 +33,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -84,6 +86,58 @@ uint64_t LoadState(const NotifySlot* slot) { return __atomic_load_n(&slot->state
 long FutexWake(const void* addr) {
   return syscall(SYS_futex, addr, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
 }
+
+// A joinable thread started with a checked call. Exceptions are off, so a
+// std::thread that cannot start would end the process in std::terminate; this
+// reports the errno instead (EAGAIN under RLIMIT_NPROC, for one).
+class NativeThread {
+ public:
+  NativeThread() = default;
+  NativeThread(const NativeThread&) = delete;
+  NativeThread& operator=(const NativeThread&) = delete;
+  ~NativeThread() { Join(); }
+
+  // 0, or the errno of the failure (nothing runs then).
+  int Start(std::function<void()> body) {
+    auto* heap = new std::function<void()>(std::move(body));
+    int err = pthread_create(&thread_, nullptr, &Trampoline, heap);
+    if (err != 0) {
+      delete heap;
+      return err;
+    }
+    started_ = true;
+    return 0;
+  }
+
+  void Join() {
+    if (!started_) return;
+    pthread_join(thread_, nullptr);
+    started_ = false;
+  }
+
+  // Joins if the thread has ended within `ms`; false if it still runs.
+  bool JoinWithin(long ms) {
+    if (!started_) return true;
+    timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_nsec += ms * 1000000L;
+    deadline.tv_sec += deadline.tv_nsec / 1000000000L;
+    deadline.tv_nsec %= 1000000000L;
+    if (pthread_timedjoin_np(thread_, nullptr, &deadline) != 0) return false;
+    started_ = false;
+    return true;
+  }
+
+ private:
+  static void* Trampoline(void* arg) {
+    std::unique_ptr<std::function<void()>> body(static_cast<std::function<void()>*>(arg));
+    (*body)();
+    return nullptr;
+  }
+
+  pthread_t thread_{};
+  bool started_ = false;
+};
 
 Napi::Error ErrnoError(Napi::Env env, const std::string& what, int err) {
   Napi::Error e = Napi::Error::New(env, what + ": " + std::strerror(err));
@@ -178,8 +232,10 @@ class Waker {
   explicit Waker(std::shared_ptr<TableMapping> mapping)
       : mapping_(std::move(mapping)), queued_(mapping_->slot_count) {
     for (auto& flag : queued_) flag.store(false, std::memory_order_relaxed);
-    thread_ = std::thread([this] { Run(); });
   }
+
+  // 0, or the errno when the thread cannot start (the caller wakes inline).
+  int Start() { return thread_.Start([this] { Run(); }); }
 
   ~Waker() {
     {
@@ -187,7 +243,7 @@ class Waker {
       stop_ = true;
     }
     ready_.notify_one();
-    thread_.join();
+    thread_.Join();
   }
 
   void Wake(uint32_t slot) {
@@ -231,7 +287,7 @@ class Waker {
   std::vector<uint32_t> pending_;
   bool idle_ = false;
   bool stop_ = false;
-  std::thread thread_;
+  NativeThread thread_;  // last: joined before the rest is destroyed
 };
 
 class NotifyTableWriter : public Napi::ObjectWrap<NotifyTableWriter> {
@@ -322,8 +378,13 @@ class NotifyTableWriter : public Napi::ObjectWrap<NotifyTableWriter> {
     NotifySlot* slot = SlotAt(mapping_->base, index);
     __atomic_store_n(&slot->state, state, __ATOMIC_RELAXED);
     __atomic_fetch_add(&slot->generation, 1u, __ATOMIC_RELEASE);
-    if (!waker_) waker_ = std::make_unique<Waker>(mapping_);
-    waker_->Wake(index);
+    if (!waker_ && !waker_failed_) {
+      auto waker = std::make_unique<Waker>(mapping_);
+      if (waker->Start() == 0) waker_ = std::move(waker);
+      else waker_failed_ = true;  // no thread to be had: every wake is made here, on the JS thread
+    }
+    if (waker_) waker_->Wake(index);
+    else FutexWake(&slot->generation);
   }
 
   Napi::Value State(const Napi::CallbackInfo& info) { return SlotState(info, mapping_, kWriterClosed); }
@@ -339,6 +400,7 @@ class NotifyTableWriter : public Napi::ObjectWrap<NotifyTableWriter> {
 
   std::shared_ptr<TableMapping> mapping_;
   std::unique_ptr<Waker> waker_;
+  bool waker_failed_ = false;
 };
 
 // ---------------------------------------------------------------------------
@@ -369,14 +431,21 @@ class NotifyTableReader : public Napi::ObjectWrap<NotifyTableReader> {
       return;
     }
     std::string path = info[0].As<Napi::String>().Utf8Value();
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO (or a device) put in the table's place must
+    // not block the JS thread; only a regular file is accepted below.
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
       ErrnoError(env, "cannot open notify table " + path, errno).ThrowAsJavaScriptException();
       return;
     }
     struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      close(fd);
+      Napi::Error::New(env, path + " is not a regular file, so not an xpcbus notify table").ThrowAsJavaScriptException();
+      return;
+    }
     NotifyHeader header;
-    if (fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) < kNotifyHeaderBytes ||
+    if (static_cast<size_t>(st.st_size) < kNotifyHeaderBytes ||
         pread(fd, &header, sizeof(header), 0) != static_cast<ssize_t>(sizeof(header)) ||
         std::memcmp(header.magic, kNotifyMagic, sizeof(header.magic)) != 0 || header.version != kNotifyVersion ||
         header.slot_bytes != kNotifySlotBytes || header.header_bytes != kNotifyHeaderBytes ||
@@ -434,6 +503,11 @@ class NotifyTableReader : public Napi::ObjectWrap<NotifyTableReader> {
 // ---------------------------------------------------------------------------
 // Waiter
 
+// How long a waiter thread sleeps between checks when the kernel refuses to
+// let it sleep on the slots (an unexpected futex error): it polls rather than
+// spins, and its posts are seen this much later.
+constexpr long kPollFallbackNs = 50L * 1000 * 1000;
+
 class NotifyWaiter : public Napi::ObjectWrap<NotifyWaiter> {
  public:
   static Napi::Function Init(Napi::Env env) {
@@ -456,45 +530,59 @@ class NotifyWaiter : public Napi::ObjectWrap<NotifyWaiter> {
       Napi::TypeError::New(env, "reader must be a NotifyTableReader").ThrowAsJavaScriptException();
       return;
     }
+    bool per_slot = false;
+    if (info.Length() > 2 && info[2].IsObject()) {
+      Napi::Value v = info[2].As<Napi::Object>().Get("perSlot");
+      if (env.IsExceptionPending()) return;  // a getter threw: let it propagate
+      per_slot = v.IsBoolean() && v.As<Napi::Boolean>().Value();
+    }
+    // Read after the options: a getter there may have closed the reader.
     mapping_ = NotifyTableReader::Unwrap(reader_object)->mapping();
     if (!mapping_) {
       Napi::Error::New(env, "the notify table reader is closed").ThrowAsJavaScriptException();
       return;
     }
-    bool per_slot = false;
-    if (info.Length() > 2 && info[2].IsObject()) {
-      Napi::Value v = info[2].As<Napi::Object>().Get("perSlot");
-      per_slot = v.IsBoolean() && v.As<Napi::Boolean>().Value();
-    }
     // Probe futex_waitv once: with zero waiters it fails with EINVAL where it
-    // exists and ENOSYS where it does not.
-    if (!per_slot && syscall(SYS_futex_waitv, nullptr, 0, 0, nullptr, CLOCK_MONOTONIC) < 0 && errno == ENOSYS) {
+    // works. ENOSYS (an old kernel), EPERM (a seccomp filter) or anything else:
+    // one thread per slot in FUTEX_WAIT instead.
+    if (!per_slot && !(syscall(SYS_futex_waitv, nullptr, 0, 0, nullptr, CLOCK_MONOTONIC) < 0 && errno == EINVAL)) {
       per_slot = true;
     }
     shared_ = std::make_shared<Shared>();
     shared_->per_slot = per_slot;
-    shared_->tsfn = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "xpcbus.notify.wake", 0, 1);
+    // The context stays valid until the function is finalized: the finalizer
+    // drops this reference, whatever order Node tears things down in. No call
+    // carries data, so a call still queued at teardown leaks nothing.
+    auto* keep = new std::shared_ptr<Shared>(shared_);
+    shared_->tsfn = WakeFunction::New(env, info[1].As<Napi::Function>(), "xpcbus.notify.wake", 0, 1, shared_.get(),
+                                      [](Napi::Env, std::shared_ptr<Shared>* held, Shared*) { delete held; }, keep);
     // An idle watcher must not keep the process alive on its own.
     shared_->tsfn.Unref(env);
+    // Registered after the function, so it runs before Node's own teardown of
+    // it (cleanup hooks run last-in first-out): a Worker that ends, or the
+    // process exiting, stops and joins the threads while the function is
+    // still valid, and only then releases it.
+    env_ = env;
+    if (napi_add_env_cleanup_hook(env, &NotifyWaiter::EnvCleanup, this) == napi_ok) hooked_ = true;
   }
 
   ~NotifyWaiter() override { Shutdown(); }
 
  private:
+  struct Shared;
+  static void CallJs(Napi::Env env, Napi::Function on_wake, Shared* shared, void* data);
+  using WakeFunction = Napi::TypedThreadSafeFunction<Shared, void, &NotifyWaiter::CallJs>;
+
   // State shared with the threads.
-  struct Shared : std::enable_shared_from_this<Shared> {
-    Napi::ThreadSafeFunction tsfn;
+  struct Shared {
+    WakeFunction tsfn;
     std::atomic<bool> pending{false};
     bool per_slot = false;
 
     void Signal() {
       if (pending.exchange(true)) return;  // a call is already queued: it will see this change too
-      // The queued call keeps Shared alive: it may run after close() released the waiter.
-      std::shared_ptr<Shared> self = shared_from_this();
-      tsfn.NonBlockingCall([self](Napi::Env env, Napi::Function onWake) {
-        self->pending.store(false);
-        CallOnWake(env, onWake);
-      });
+      // Fails only once the function is closing: nobody is left to tell.
+      if (tsfn.NonBlockingCall() != napi_ok) pending.store(false);
     }
   };
 
@@ -505,8 +593,14 @@ class NotifyWaiter : public Napi::ObjectWrap<NotifyWaiter> {
     std::vector<uint32_t> baseline;
     std::atomic<uint32_t> control{0};
     std::atomic<bool> stop{false};
-    std::thread thread;
+    NativeThread thread;
   };
+
+  static void EnvCleanup(void* arg) {
+    auto* self = static_cast<NotifyWaiter*>(arg);
+    self->hooked_ = false;  // Node drops a hook once it has run
+    self->Shutdown();
+  }
 
   Napi::Value Method(const Napi::CallbackInfo& info) {
     if (!shared_) return info.Env().Null();
@@ -524,16 +618,30 @@ class NotifyWaiter : public Napi::ObjectWrap<NotifyWaiter> {
       Napi::TypeError::New(env, "setSlots(slots: number[])").ThrowAsJavaScriptException();
       return env.Undefined();
     }
+    // Read the whole argument before touching any state: an element's getter
+    // runs JS, which may close this waiter or call setSlots again.
+    const uint32_t slot_count = mapping_->slot_count;
     Napi::Array array = info[0].As<Napi::Array>();
+    const uint32_t length = array.Length();
+    if (length > slot_count) {
+      Napi::RangeError::New(env, "more slots than the table has").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
     std::vector<uint32_t> slots;
-    for (uint32_t i = 0; i < array.Length(); i++) {
+    slots.reserve(length);
+    for (uint32_t i = 0; i < length; i++) {
       Napi::Value v = array.Get(i);
+      if (env.IsExceptionPending()) return env.Undefined();  // a getter threw
       double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
-      if (!(d >= 0) || d >= mapping_->slot_count || d != static_cast<double>(static_cast<uint32_t>(d))) {
+      if (!(d >= 0) || d >= slot_count || d != static_cast<double>(static_cast<uint32_t>(d))) {
         Napi::RangeError::New(env, "slot outside the table").ThrowAsJavaScriptException();
         return env.Undefined();
       }
       slots.push_back(static_cast<uint32_t>(d));
+    }
+    if (!shared_) {
+      Napi::Error::New(env, "the notify waiter was closed while its slots were read").ThrowAsJavaScriptException();
+      return env.Undefined();
     }
     StopThreads();
     size_t per_thread = shared_->per_slot ? 1 : kSlotsPerThread;
@@ -544,7 +652,14 @@ class NotifyWaiter : public Napi::ObjectWrap<NotifyWaiter> {
       Group* g = group.get();
       std::shared_ptr<Shared> shared = shared_;
       std::shared_ptr<TableMapping> mapping = mapping_;
-      g->thread = std::thread([g, shared, mapping] { Run(g, shared.get(), mapping.get()); });
+      int err = g->thread.Start([g, shared, mapping] { Run(g, shared.get(), mapping.get()); });
+      if (err != 0) {
+        // All or nothing: the waiter is left watching no slot, and says why.
+        StopThreads();
+        ErrnoError(env, "cannot start a notify waiter thread (" + std::to_string(slots.size()) + " slots)", err)
+            .ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
       groups_.push_back(std::move(group));
     }
     return env.Undefined();
@@ -569,18 +684,26 @@ class NotifyWaiter : public Napi::ObjectWrap<NotifyWaiter> {
       }
       uint32_t control = g->control.load();
       if (g->stop.load()) break;
+      long rc;
       if (shared->per_slot) {
-        // Wakes on a post, or on the wake StopThreads() sends to the same word.
-        syscall(SYS_futex, &SlotAt(mapping->base, g->slots[0])->generation, FUTEX_WAIT, seen[0], nullptr, nullptr, 0);
-        continue;
+        // Wakes on a post, or on a wake StopThreads() sends to the same word;
+        // StopThreads() repeats that wake until this thread has ended, so a
+        // stop that lands between the check above and the wait is not lost.
+        rc = syscall(SYS_futex, &SlotAt(mapping->base, g->slots[0])->generation, FUTEX_WAIT, seen[0], nullptr, nullptr, 0);
+      } else {
+        for (size_t i = 0; i < n; i++) {
+          waiters[i] = {seen[i], reinterpret_cast<uint64_t>(&SlotAt(mapping->base, g->slots[i])->generation), kFutex32, 0};
+        }
+        waiters[n] = {control, reinterpret_cast<uint64_t>(&g->control), kFutex32, 0};
+        // Returns on a wake, at once if any word no longer holds its expected
+        // value (EAGAIN), or on a signal (EINTR): the loop re-checks in all cases.
+        rc = syscall(SYS_futex_waitv, waiters.data(), static_cast<unsigned>(n + 1), 0, nullptr, CLOCK_MONOTONIC);
       }
-      for (size_t i = 0; i < n; i++) {
-        waiters[i] = {seen[i], reinterpret_cast<uint64_t>(&SlotAt(mapping->base, g->slots[i])->generation), kFutex32, 0};
+      if (rc < 0 && errno != EAGAIN && errno != EINTR && errno != ETIMEDOUT) {
+        // The kernel will not let this thread sleep on the words: poll, never spin.
+        timespec pause = {0, kPollFallbackNs};
+        nanosleep(&pause, nullptr);
       }
-      waiters[n] = {control, reinterpret_cast<uint64_t>(&g->control), kFutex32, 0};
-      // Returns on a wake, at once if any word no longer holds its expected
-      // value (EAGAIN), or on a signal (EINTR): the loop re-checks in all cases.
-      syscall(SYS_futex_waitv, waiters.data(), static_cast<unsigned>(n + 1), 0, nullptr, CLOCK_MONOTONIC);
     }
   }
 
@@ -589,14 +712,24 @@ class NotifyWaiter : public Napi::ObjectWrap<NotifyWaiter> {
       g->stop.store(true);
       g->control.fetch_add(1);
       FutexWake(&g->control);
-      if (shared_ && shared_->per_slot) FutexWake(&SlotAt(mapping_->base, g->slots[0])->generation);
     }
     for (auto& g : groups_) {
-      if (g->thread.joinable()) g->thread.join();
+      if (shared_ && shared_->per_slot) {
+        // The slot's word cannot be changed from here (the mapping is
+        // read-only), so a wake that comes before the thread's FUTEX_WAIT
+        // would be lost: wake again until the thread has ended.
+        const uint32_t* word = &SlotAt(mapping_->base, g->slots[0])->generation;
+        do {
+          FutexWake(word);
+        } while (!g->thread.JoinWithin(2));
+      } else {
+        g->thread.Join();
+      }
     }
     groups_.clear();
   }
 
+  // Idempotent: from close(), the finalizer, or the environment's teardown.
   void Shutdown() {
     StopThreads();
     if (shared_) {
@@ -604,6 +737,10 @@ class NotifyWaiter : public Napi::ObjectWrap<NotifyWaiter> {
       shared_.reset();
     }
     mapping_.reset();
+    if (hooked_) {
+      napi_remove_env_cleanup_hook(env_, &NotifyWaiter::EnvCleanup, this);
+      hooked_ = false;
+    }
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
@@ -614,7 +751,16 @@ class NotifyWaiter : public Napi::ObjectWrap<NotifyWaiter> {
   std::shared_ptr<TableMapping> mapping_;
   std::shared_ptr<Shared> shared_;
   std::vector<std::unique_ptr<Group>> groups_;
+  napi_env env_ = nullptr;
+  bool hooked_ = false;
 };
+
+void NotifyWaiter::CallJs(Napi::Env env, Napi::Function on_wake, Shared* shared, void* /*data*/) {
+  // env is null when the function is torn down with this call still queued.
+  if (static_cast<napi_env>(env) == nullptr || shared == nullptr) return;
+  shared->pending.store(false);
+  if (!on_wake.IsEmpty()) CallOnWake(env, on_wake);
+}
 
 void InitPlatform(Napi::Env env, Napi::Object exports) {
   exports.Set("NotifyTableWriter", NotifyTableWriter::Init(env));
