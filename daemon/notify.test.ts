@@ -2,7 +2,8 @@
 // processes, idle cost, coalescing, notify-then-fetch, the table's
 // protection, reserved names, and a broker restart.
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, readFileSync, statSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { endianness } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { connect } from "../client-sdk/connect.js";
@@ -34,6 +35,15 @@ emit("ready", { name: watch.name, state: String(watch.lastState) });
 for await (const e of watch) emit("wake", { seq: e.seq, value: e.value === undefined ? null : e.value, valueSeq: e.valueSeq ?? null });
 `,
   );
+}
+
+/** Compiles docs/examples/notify-watch.c as its comment says (warnings are errors); returns the binary. */
+function compileNotifyWatch(): string {
+  const source = join(import.meta.dirname, "..", "docs", "examples", "notify-watch.c");
+  const binary = join(tempDir(), "notify-watch");
+  const cc = spawnSync("cc", ["-O2", "-Wall", "-Werror", "-o", binary, source]);
+  expect(cc.status, cc.stderr.toString()).toBe(0);
+  return binary;
 }
 
 /** utime + stime of a process, in clock ticks, from /proc/<pid>/stat. */
@@ -199,10 +209,7 @@ for await (const line of commands) {
   });
 
   it("a C program watches a subject through the documented table layout, without the SDK", async () => {
-    const source = join(import.meta.dirname, "..", "docs", "examples", "notify-watch.c");
-    const binary = join(tempDir(), "notify-watch");
-    const cc = spawnSync("cc", ["-O2", "-Wall", "-Werror", "-o", binary, source]);
-    expect(cc.status, cc.stderr.toString()).toBe(0);
+    const binary = compileNotifyWatch();
     const broker = await startBroker();
     // The C program needs a slot: a client registers the subject's name (as the SDK would) and stays connected.
     const c = await client(broker.socket);
@@ -218,6 +225,48 @@ for await (const line of commands) {
       expect(line).toBe(`state ${seq}`);
     } finally {
       child.kill("SIGKILL");
+    }
+  });
+
+  it("the C program refuses a truncated or corrupt table, a FIFO and a directory with an error, not a crash or a hang", () => {
+    const binary = compileNotifyWatch();
+    const dir = tempDir();
+    const table = (name: string, fields: { slotCount: number; headerBytes?: number }, fileBytes: number): string => {
+      const bytes = Buffer.alloc(fileBytes);
+      const header = Buffer.alloc(64);
+      header.write("XPCBNTF1", 0, "latin1");
+      // Native byte order (docs/PROTOCOL.md 9.9.4).
+      const u32 = (value: number, offset: number): number =>
+        endianness() === "LE" ? header.writeUInt32LE(value, offset) : header.writeUInt32BE(value, offset);
+      u32(1, 8); // version
+      u32(fields.slotCount, 12);
+      u32(16, 16); // slot_bytes
+      u32(fields.headerBytes ?? 64, 20);
+      header.copy(bytes, 0, 0, Math.min(64, fileBytes));
+      const path = join(dir, name);
+      writeFileSync(path, bytes);
+      return path;
+    };
+    const fifo = join(dir, "fifo");
+    const mkfifo = spawnSync("mkfifo", [fifo]);
+    expect(mkfifo.status, mkfifo.stderr.toString()).toBe(0);
+    const cases: Array<[string, RegExp]> = [
+      // The header claims 1,000,000 slots; the file holds 4: scanning them used to read past the mapping.
+      [table("few-slots", { slotCount: 1_000_000 }, 64 + 16 * 4), /is truncated: its header says 1000000 slots \(16000064 bytes\), the file has 128 bytes/],
+      // Slots said to start 4 GiB into a 80-byte file.
+      [table("far-header", { slotCount: 1, headerBytes: 0xffff_fff8 }, 64 + 16), /is truncated/],
+      [table("misaligned-header", { slotCount: 1, headerBytes: 65 }, 65 + 16), /is not an xpcbus notify table v1/],
+      [table("short", { slotCount: 0 }, 10), /is not an xpcbus notify table v1/],
+      [table("empty", { slotCount: 0 }, 0), /is not an xpcbus notify table v1/],
+      // Opening a FIFO for reading used to wait for a writer forever.
+      [fifo, /is not a regular file/],
+      [dir, /is not a regular file/],
+    ];
+    for (const [path, message] of cases) {
+      // The timeout only turns a hang into a failure (signal SIGTERM); a clean refusal takes milliseconds.
+      const run = spawnSync(binary, [path, "some.name"], { timeout: 10_000 });
+      expect({ path, signal: run.signal, status: run.status }).toEqual({ path, signal: null, status: 1 });
+      expect(run.stderr.toString()).toMatch(message);
     }
   });
 });

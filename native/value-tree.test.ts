@@ -6,6 +6,10 @@ import { loadNative } from "./loader.js";
 const roundTrip = (value: unknown, limits?: { maxDepth?: number; maxNodes?: number; maxBytes?: number }): unknown =>
   loadNative().valueTreeRoundTrip(value, limits);
 
+// The Dates an XPC date (int64 ns since 1970) can hold, in ms: INT64_MIN/MAX / 10^6.
+const FIRST_XPC_DATE_MS = -9_223_372_036_854;
+const LAST_XPC_DATE_MS = 9_223_372_036_854;
+
 describe("value tree", () => {
   it.each([
     ["null", null, null],
@@ -54,5 +58,86 @@ describe("value tree", () => {
     expect(() => roundTrip(Array.from({ length: 11 }, () => 0), { maxNodes: 10 })).toThrow(/more than 10 values/);
     expect(() => roundTrip({ a: "x".repeat(100) }, { maxBytes: 50 })).toThrow(/more than 50 bytes/);
     expect(roundTrip({ a: "x".repeat(40) }, { maxBytes: 50 })).toEqual({ a: "x".repeat(40) });
+  });
+});
+
+// Found under ASan/UBSan (issue 11): every bound is checked before memory is
+// reserved or a double is cast to an integer, and nothing aborts the process.
+describe("value tree bounds", () => {
+  it("refuses an array whose length alone passes maxNodes, before allocating for it", () => {
+    // A sparse array: claiming 2^32 - 1 elements costs V8 nothing, but
+    // reserving them would be ~500 GiB. The count used to wrap in 32 bits.
+    const huge = new Array<unknown>(2 ** 32 - 1);
+    expect(() => roundTrip(huge)).toThrow(/^cannot convert to an XPC value: \$: more than 100000 values$/);
+    expect(() => roundTrip(huge, { maxNodes: 2 ** 32 - 1 })).toThrow(/\$: more than 4294967295 values/);
+    expect(() => roundTrip({ a: [0, new Array<unknown>(2 ** 32 - 2)] }, { maxNodes: 2 ** 32 - 1 })).toThrow(
+      /\$\.a\[1\]: more than 4294967295 values/,
+    );
+  });
+
+  it("refuses an object with more properties than maxNodes before reading any of them", () => {
+    const wide = Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`k${i}`, 0]));
+    // The path is the object itself, not its 10th property: the count is checked first.
+    expect(() => roundTrip(wide, { maxNodes: 10 })).toThrow(/^cannot convert to an XPC value: \$: more than 10 values$/);
+    expect(roundTrip({ a: 1, b: 2 }, { maxNodes: 3 })).toEqual({ a: 1, b: 2 });
+  });
+
+  it("refuses Dates an XPC date cannot hold (int64 nanoseconds: years 1677 to 2262)", () => {
+    expect(roundTrip(new Date(LAST_XPC_DATE_MS))).toEqual(new Date(LAST_XPC_DATE_MS));
+    expect(roundTrip(new Date(FIRST_XPC_DATE_MS))).toEqual(new Date(FIRST_XPC_DATE_MS));
+    for (const ms of [LAST_XPC_DATE_MS + 1, FIRST_XPC_DATE_MS - 1, 8.64e15, -8.64e15]) {
+      expect(() => roundTrip({ when: new Date(ms) }), String(ms)).toThrow(
+        /\$\.when: a Date outside 1677-09-21T00:12:43\.146Z \.\. 2262-04-11T23:47:16\.854Z/,
+      );
+    }
+  });
+
+  it("checks the limits: an integer in range (RangeError), a number (TypeError), an object", () => {
+    const range: Array<[Record<string, unknown>, RegExp]> = [
+      [{ maxDepth: Number.POSITIVE_INFINITY }, /limits\.maxDepth must be an integer from 1 to 1000/],
+      [{ maxDepth: 1e300 }, /limits\.maxDepth must be an integer from 1 to 1000/],
+      [{ maxDepth: 1001 }, /limits\.maxDepth must be an integer from 1 to 1000/],
+      [{ maxDepth: 0 }, /limits\.maxDepth must be an integer from 1 to 1000/],
+      [{ maxDepth: 2.5 }, /limits\.maxDepth must be an integer from 1 to 1000/],
+      [{ maxDepth: Number.NaN }, /limits\.maxDepth must be an integer from 1 to 1000/],
+      [{ maxNodes: 2 ** 32 }, /limits\.maxNodes must be an integer from 1 to 4294967295/],
+      [{ maxNodes: -1 }, /limits\.maxNodes must be an integer from 1 to 4294967295/],
+      [{ maxBytes: Number.POSITIVE_INFINITY }, /limits\.maxBytes must be an integer from 1 to 9007199254740991/],
+      [{ maxBytes: 2 ** 64 }, /limits\.maxBytes must be an integer from 1 to 9007199254740991/],
+    ];
+    for (const [limits, message] of range) {
+      const label = Object.entries(limits).map(([k, v]) => `${k}: ${String(v)}`).join();
+      expect(() => roundTrip(1, limits), label).toThrow(RangeError);
+      expect(() => roundTrip(1, limits), label).toThrow(message);
+    }
+    expect(() => roundTrip(1, { maxDepth: "5" } as never)).toThrow(new TypeError("limits.maxDepth must be a number"));
+    expect(() => roundTrip(1, null as never)).toThrow(new TypeError("limits must be an object"));
+    expect(() => roundTrip(1, { get maxNodes(): number { throw new Error("from a getter"); } })).toThrow("from a getter");
+    // The extremes themselves are accepted.
+    expect(roundTrip([1], { maxDepth: 1000, maxNodes: 2 ** 32 - 1, maxBytes: Number.MAX_SAFE_INTEGER })).toEqual([1]);
+    let deep: unknown = 1;
+    for (let i = 0; i < 1000; i++) deep = [deep];
+    expect(roundTrip(deep, { maxDepth: 1000 })).toEqual(deep);
+    expect(() => roundTrip([deep], { maxDepth: 1000 })).toThrow(/nested deeper than 1000$/);
+  });
+
+  it("reports a throwing getter or Proxy trap as a TypeError naming where, instead of aborting", () => {
+    const element = [1];
+    Object.defineProperty(element, 0, { get: () => { throw new Error("bad element"); }, enumerable: true });
+    const cases: Array<[unknown, RegExp]> = [
+      [{ ok: 1, get bad(): number { throw new Error("bad getter"); } }, /\$\.bad: reading it threw: bad getter$/],
+      [{ list: element }, /\$\.list\[0\]: reading it threw: bad element$/],
+      [new Proxy({}, { get: () => { throw new Error("bad trap"); } }), /\$: reading \$uuid threw: bad trap$/],
+      [new Proxy({}, { ownKeys: () => { throw new Error("bad keys"); } }), /\$: listing its properties threw: bad keys$/],
+      [{ a: { get constructor(): unknown { throw new RangeError("bad constructor"); } } }, /\$\.a: reading its constructor threw: bad constructor$/],
+      // A thrown value whose own message getter throws as well.
+      [{ get x(): number { throw { get message(): string { throw new Error("twice"); } }; } }, /\$\.x: reading it threw: an exception$/],
+    ];
+    for (const [input, message] of cases) {
+      expect(() => roundTrip(input)).toThrow(TypeError);
+      expect(() => roundTrip(input)).toThrow(message);
+    }
+    // Nothing is left pending: the next call works.
+    expect(roundTrip({ fine: true })).toEqual({ fine: true });
   });
 });

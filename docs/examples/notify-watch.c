@@ -45,26 +45,45 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s TABLE NAME\n", argv[0]);
     return 2;
   }
-  int fd = open(argv[1], O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+     writer forever. It changes nothing for the regular file we accept. */
+  int fd = open(argv[1], O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   struct stat st;
   if (fd < 0 || fstat(fd, &st) != 0) {
     perror(argv[1]);
     return 1;
   }
-  const void *base = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+  if (!S_ISREG(st.st_mode)) {
+    fprintf(stderr, "%s is not a regular file, so not an xpcbus notify table\n", argv[1]);
+    return 1;
+  }
+  /* The header is read into our own copy and checked against the file's
+     size before anything is mapped: a short or corrupt file must give an
+     error, not a read past the mapping (SIGBUS/SIGSEGV). The checked copy
+     is the one used afterwards. */
+  struct header h;
+  if (st.st_size < (off_t)sizeof h || pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
+      memcmp(h.magic, "XPCBNTF1", 8) != 0 || h.version != 1 || h.slot_bytes != sizeof(struct slot) ||
+      h.header_bytes < sizeof h || h.header_bytes % 8 != 0) {
+    fprintf(stderr, "%s is not an xpcbus notify table v1\n", argv[1]);
+    return 1;
+  }
+  /* At most 2^32 + 2^32 * 16 bytes: computed in 64 bits, it cannot wrap. */
+  uint64_t table_bytes = h.header_bytes + (uint64_t)h.slot_count * h.slot_bytes;
+  if ((uint64_t)st.st_size < table_bytes || table_bytes > (uint64_t)SIZE_MAX) {
+    fprintf(stderr, "%s is truncated: its header says %" PRIu32 " slots (%" PRIu64 " bytes), the file has %" PRIu64 " bytes\n",
+            argv[1], h.slot_count, table_bytes, (uint64_t)st.st_size);
+    return 1;
+  }
+  const void *base = mmap(NULL, (size_t)table_bytes, PROT_READ, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED) {
     perror("mmap");
     return 1;
   }
-  const struct header *h = base;
-  if (memcmp(h->magic, "XPCBNTF1", 8) != 0 || h->version != 1 || h->slot_bytes != sizeof(struct slot)) {
-    fprintf(stderr, "%s is not an xpcbus notify table v1\n", argv[1]);
-    return 1;
-  }
-  struct slot *slots = (struct slot *)((const char *)base + h->header_bytes);
+  struct slot *slots = (struct slot *)((const char *)base + h.header_bytes);
   uint32_t hash = fnv1a(argv[2]);
   struct slot *mine = NULL;
-  for (uint32_t i = 0; i < h->slot_count && mine == NULL; i++)
+  for (uint32_t i = 0; i < h.slot_count && mine == NULL; i++)
     if (__atomic_load_n(&slots[i].name_hash, __ATOMIC_RELAXED) == hash) mine = &slots[i];
   if (mine == NULL) {
     fprintf(stderr, "no slot holds %s: no client watches it\n", argv[2]);

@@ -3,6 +3,7 @@
 #include "value_tree.h"
 
 #include <cmath>
+#include <cstdint>
 
 namespace xpcbus {
 
@@ -10,6 +11,26 @@ namespace {
 
 constexpr double kMaxSafe = 9007199254740991.0;  // 2^53 - 1
 
+// The Dates an XPC date (int64 nanoseconds since 1970) can hold, in whole
+// milliseconds: INT64_MIN / 10^6 and INT64_MAX / 10^6, rounded toward zero,
+// i.e. 1677-09-21T00:12:43.146Z .. 2262-04-11T23:47:16.854Z. JS Dates reach
+// +-8.64e15 ms, so the range is checked before the conversion: a double
+// outside int64's range converted to int64 is undefined behaviour.
+constexpr double kMinDateMs = -9223372036854.0;
+constexpr double kMaxDateMs = 9223372036854.0;
+
+// Upper bound for the maxDepth option of valueTreeRoundTrip. The depth bound
+// is what protects the native stack (Build recurses once per level, two
+// frames and a path string each, a few hundred bytes, more under ASan), so it
+// cannot be "unlimited": 1000 levels stay far below the 4 MiB stack of a
+// worker thread. Messages use ValueLimits' default of 32.
+constexpr uint32_t kMaxDepthCeiling = 1000;
+
+// Calls that can run JS (getters, Proxy traps) use napi_* directly and check
+// the status: with C++ exceptions off, node-addon-api's failure path aborts
+// the process when a JS exception is pending. A throw is turned into the
+// error string TreeFromJs returns (and cleared), because its callers throw
+// their own TypeError with it.
 class Builder {
  public:
   Builder(Napi::Env env, const ValueLimits& limits, std::string* error) : env_(env), limits_(limits), error_(error) {}
@@ -32,8 +53,7 @@ class Builder {
         return BigInt(value.As<Napi::BigInt>(), out, path);
       case napi_string:
         out->kind = ValueNode::Kind::String;
-        out->text = value.As<Napi::String>().Utf8Value();
-        return Count(out->text.size(), path);
+        return Text(value, path, &out->text);
       case napi_object:
         return Object(value.As<Napi::Object>(), out, depth, path);
       default:
@@ -47,13 +67,60 @@ class Builder {
     return false;
   }
 
+  // Adds `bytes` to the data counted so far, or fails. Compared before
+  // adding (bytes_ <= max_bytes always holds), so the sum cannot wrap.
   bool Count(uint64_t bytes, const std::string& path) {
+    if (bytes > limits_.max_bytes - bytes_) return Fail(path, "more than " + std::to_string(limits_.max_bytes) + " bytes of data");
     bytes_ += bytes;
-    if (bytes_ > limits_.max_bytes) return Fail(path, "more than " + std::to_string(limits_.max_bytes) + " bytes of data");
+    return true;
+  }
+
+  // A napi_* call that can run JS failed: reports what JS threw, at `path`.
+  bool Threw(const std::string& path, const std::string& what) {
+    bool pending = false;
+    if (napi_is_exception_pending(env_, &pending) != napi_ok || !pending) return Fail(path, what + " failed");
+    napi_value thrown = nullptr;
+    napi_get_and_clear_last_exception(env_, &thrown);
+    return Fail(path, what + " threw: " + Describe(thrown));
+  }
+
+  // The message of a thrown value, read without letting a second throw
+  // (a "message" getter, a Proxy) escape; at most 200 bytes.
+  std::string Describe(napi_value thrown) {
+    napi_valuetype type = napi_undefined;
+    if (thrown == nullptr || napi_typeof(env_, thrown, &type) != napi_ok) return "an exception";
+    napi_value text = thrown;
+    if (type == napi_object || type == napi_function) {
+      if (napi_get_named_property(env_, thrown, "message", &text) != napi_ok || napi_typeof(env_, text, &type) != napi_ok) {
+        napi_value ignored;
+        napi_get_and_clear_last_exception(env_, &ignored);
+        return "an exception";
+      }
+    }
+    if (type != napi_string) return "a value that is not an Error";
+    char buffer[201];
+    size_t length = 0;
+    if (napi_get_value_string_utf8(env_, text, buffer, sizeof buffer, &length) != napi_ok) return "an exception";
+    return std::string(buffer, length);
+  }
+
+  // A JS string as UTF-8, counted against max_bytes before it is copied.
+  bool Text(napi_value string, const std::string& path, std::string* out) {
+    size_t length = 0;
+    if (napi_get_value_string_utf8(env_, string, nullptr, 0, &length) != napi_ok) return Fail(path, "a string that cannot be read");
+    if (!Count(length, path)) return false;
+    out->resize(length);
+    size_t copied = 0;
+    // length + 1: the terminating NUL goes to out[length], which std::string reserves.
+    if (napi_get_value_string_utf8(env_, string, &(*out)[0], length + 1, &copied) != napi_ok) {
+      return Fail(path, "a string that cannot be read");
+    }
+    out->resize(copied);
     return true;
   }
 
   static bool Number(double d, ValueNode* out) {
+    // The range is checked before the casts (both exact within +-2^53).
     if (std::isfinite(d) && std::floor(d) == d && std::fabs(d) <= kMaxSafe) {
       if (d >= 0) {
         out->kind = ValueNode::Kind::Uint64;
@@ -86,73 +153,109 @@ class Builder {
     return Fail(path, "a bigint outside the 64-bit range");
   }
 
+  // An array or a map claims its size up front: `count` more values are
+  // refused before any memory is reserved for them. 64-bit sum: nodes_ and
+  // count are each below 2^32.
+  bool Room(uint64_t count, const std::string& path) {
+    if (nodes_ + count > limits_.max_nodes) return Fail(path, "more than " + std::to_string(limits_.max_nodes) + " values");
+    return true;
+  }
+
   bool Object(Napi::Object object, ValueNode* out, uint32_t depth, const std::string& path) {
     if (object.IsTypedArray()) {
       Napi::TypedArray typed = object.As<Napi::TypedArray>();
       if (typed.TypedArrayType() != napi_uint8_array) return Fail(path, "only Uint8Array (or Buffer) binary data can be sent");
       Napi::Uint8Array bytes = object.As<Napi::Uint8Array>();
+      size_t length = bytes.ByteLength();
+      if (!Count(length, path)) return false;  // before copying
       out->kind = ValueNode::Kind::Bytes;
-      out->text.assign(reinterpret_cast<const char*>(bytes.Data()), bytes.ByteLength());
-      return Count(out->text.size(), path);
+      if (length > 0) out->text.assign(reinterpret_cast<const char*>(bytes.Data()), length);
+      return true;
     }
     if (object.IsArrayBuffer() || object.IsDataView()) return Fail(path, "send binary data as a Uint8Array");
     if (object.IsDate()) {
       double ms = object.As<Napi::Date>().ValueOf();
       if (!std::isfinite(ms)) return Fail(path, "an invalid Date");
+      if (!(ms >= kMinDateMs && ms <= kMaxDateMs)) {
+        return Fail(path, "a Date outside 1677-09-21T00:12:43.146Z .. 2262-04-11T23:47:16.854Z (an XPC date is int64 nanoseconds since 1970)");
+      }
       out->kind = ValueNode::Kind::Date;
-      out->int64 = static_cast<int64_t>(ms * 1e6);
+      // A Date's time value is a whole number of ms; in range, so exact in int64.
+      out->int64 = static_cast<int64_t>(ms) * 1000000;
       return true;
     }
     if (object.IsArray()) {
-      Napi::Array array = object.As<Napi::Array>();
       out->kind = ValueNode::Kind::Array;
-      uint32_t length = array.Length();
-      // Checked before allocating: an array claims its length up front.
-      if (nodes_ + length > limits_.max_nodes) return Fail(path, "more than " + std::to_string(limits_.max_nodes) + " values");
+      uint32_t length = object.As<Napi::Array>().Length();
+      if (!Room(length, path)) return false;
       out->items.resize(length);
       for (uint32_t i = 0; i < length; i++) {
-        if (!Build(array.Get(i), &out->items[i], depth + 1, path + "[" + std::to_string(i) + "]")) return false;
+        std::string at = path + "[" + std::to_string(i) + "]";
+        napi_value item;
+        if (napi_get_element(env_, object, i, &item) != napi_ok) return Threw(at, "reading it");
+        if (!Build(Napi::Value(env_, item), &out->items[i], depth + 1, at)) return false;
       }
       return true;
     }
-    Napi::Value uuid = object.Get("$uuid");
-    if (!uuid.IsUndefined()) {
-      if (!uuid.IsTypedArray() || uuid.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
-          uuid.As<Napi::Uint8Array>().ByteLength() != 16) {
+    napi_value uuid;
+    if (napi_get_named_property(env_, object, "$uuid", &uuid) != napi_ok) return Threw(path, "reading $uuid");
+    Napi::Value uuid_value(env_, uuid);
+    if (!uuid_value.IsUndefined()) {
+      if (!uuid_value.IsTypedArray() || uuid_value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+          uuid_value.As<Napi::Uint8Array>().ByteLength() != 16) {
         return Fail(path, "$uuid must be a Uint8Array of 16 bytes");
       }
-      Napi::Uint8Array bytes = uuid.As<Napi::Uint8Array>();
+      Napi::Uint8Array bytes = uuid_value.As<Napi::Uint8Array>();
       out->kind = ValueNode::Kind::Uuid;
       out->text.assign(reinterpret_cast<const char*>(bytes.Data()), 16);
       return true;
     }
     // Anything else with a prototype other than Object's (Map, class
     // instances, …) would lose its meaning: refuse it.
-    Napi::Value proto = object.Get("constructor");
-    if (proto.IsFunction()) {
-      Napi::Value name = proto.As<Napi::Object>().Get("name");
-      if (!name.IsString() || name.As<Napi::String>().Utf8Value() != "Object") {
-        return Fail(path, "only plain objects, arrays, Uint8Array and Date can be sent");
-      }
+    napi_value constructor;
+    if (napi_get_named_property(env_, object, "constructor", &constructor) != napi_ok) return Threw(path, "reading its constructor");
+    if (Napi::Value(env_, constructor).IsFunction()) {
+      napi_value name;
+      if (napi_get_named_property(env_, constructor, "name", &name) != napi_ok) return Threw(path, "reading its constructor's name");
+      if (!IsObjectName(name)) return Fail(path, "only plain objects, arrays, Uint8Array and Date can be sent");
     }
     out->kind = ValueNode::Kind::Map;
-    Napi::Array keys = object.GetPropertyNames();
-    uint32_t count = keys.Length();
+    napi_value keys;
+    if (napi_get_property_names(env_, object, &keys) != napi_ok) return Threw(path, "listing its properties");
+    uint32_t count = 0;
+    if (napi_get_array_length(env_, keys, &count) != napi_ok) return Fail(path, "listing its properties failed");
+    if (!Room(count, path)) return false;
     out->fields.resize(count);
     for (uint32_t i = 0; i < count; i++) {
-      Napi::Value key = keys.Get(i);
-      std::string name = key.ToString().Utf8Value();
-      if (!Count(name.size(), path)) return false;
-      out->fields[i].first = name;
-      if (!Build(object.Get(key), &out->fields[i].second, depth + 1, path + "." + name)) return false;
+      napi_value key;
+      napi_valuetype key_type = napi_undefined;
+      if (napi_get_element(env_, keys, i, &key) != napi_ok) return Threw(path, "listing its properties");
+      if (napi_typeof(env_, key, &key_type) != napi_ok || key_type != napi_string) return Fail(path, "a property name that is not a string");
+      std::string& name = out->fields[i].first;
+      if (!Text(key, path, &name)) return false;
+      std::string at = path + "." + name;
+      napi_value field;
+      if (napi_get_property(env_, object, key, &field) != napi_ok) return Threw(at, "reading it");
+      if (!Build(Napi::Value(env_, field), &out->fields[i].second, depth + 1, at)) return false;
     }
     return true;
+  }
+
+  // Whether a constructor's name is exactly "Object" (a longer name is cut
+  // at 7 bytes, which is enough to tell it apart).
+  bool IsObjectName(napi_value name) {
+    napi_valuetype type = napi_undefined;
+    if (napi_typeof(env_, name, &type) != napi_ok || type != napi_string) return false;
+    char buffer[8];
+    size_t length = 0;
+    if (napi_get_value_string_utf8(env_, name, buffer, sizeof buffer, &length) != napi_ok) return false;
+    return std::string(buffer, length) == "Object";
   }
 
   Napi::Env env_;
   const ValueLimits& limits_;
   std::string* error_;
-  uint32_t nodes_ = 0;
+  uint64_t nodes_ = 0;  // 64-bit: ++ cannot wrap past a max_nodes of 2^32 - 1
   uint64_t bytes_ = 0;
 };
 
@@ -165,17 +268,49 @@ Napi::Value Integer(Napi::Env env, const ValueNode& node) {
   return Napi::BigInt::New(env, node.int64);
 }
 
-bool ReadLimits(Napi::Object options, ValueLimits* limits) {
-  auto read = [&](const char* name, uint64_t* target) {
-    Napi::Value v = options.Get(name);
-    if (v.IsNumber() && v.As<Napi::Number>().DoubleValue() >= 1) *target = static_cast<uint64_t>(v.As<Napi::Number>().DoubleValue());
-  };
-  uint64_t depth = limits->max_depth, nodes = limits->max_nodes;
-  read("maxDepth", &depth);
-  read("maxNodes", &nodes);
-  read("maxBytes", &limits->max_bytes);
-  limits->max_depth = static_cast<uint32_t>(depth);
-  limits->max_nodes = static_cast<uint32_t>(nodes);
+// Reads limits[name] into `target`: absent (undefined) keeps the default,
+// anything else must be an integer in 1 .. most. Checked before the cast:
+// Infinity or 1e300 converted to an integer is undefined behaviour. Returns
+// false with a JS exception pending (a TypeError/RangeError, or whatever a
+// getter threw, left to propagate).
+bool ReadLimit(Napi::Env env, napi_value limits, const char* name, uint64_t most, uint64_t* target) {
+  napi_value v;
+  if (napi_get_named_property(env, limits, name, &v) != napi_ok) {
+    if (!env.IsExceptionPending()) Napi::Error::New(env, std::string("cannot read limits.") + name).ThrowAsJavaScriptException();
+    return false;
+  }
+  Napi::Value value(env, v);
+  if (value.IsUndefined()) return true;
+  if (!value.IsNumber()) {
+    Napi::TypeError::New(env, std::string("limits.") + name + " must be a number").ThrowAsJavaScriptException();
+    return false;
+  }
+  double d = value.As<Napi::Number>().DoubleValue();
+  // `most` is at most 2^53 - 1, so it converts to double exactly.
+  if (!(d >= 1 && d <= static_cast<double>(most)) || std::floor(d) != d) {
+    Napi::RangeError::New(env, std::string("limits.") + name + " must be an integer from 1 to " + std::to_string(most))
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  *target = static_cast<uint64_t>(d);
+  return true;
+}
+
+bool ReadLimits(Napi::Env env, Napi::Value options, ValueLimits* limits) {
+  if (options.IsUndefined()) return true;
+  if (!options.IsObject()) {
+    Napi::TypeError::New(env, "limits must be an object").ThrowAsJavaScriptException();
+    return false;
+  }
+  uint64_t depth = limits->max_depth, nodes = limits->max_nodes, bytes = limits->max_bytes;
+  if (!ReadLimit(env, options, "maxDepth", kMaxDepthCeiling, &depth) ||
+      !ReadLimit(env, options, "maxNodes", UINT32_MAX, &nodes) ||
+      !ReadLimit(env, options, "maxBytes", static_cast<uint64_t>(kMaxSafe), &bytes)) {
+    return false;
+  }
+  limits->max_depth = static_cast<uint32_t>(depth);  // <= kMaxDepthCeiling
+  limits->max_nodes = static_cast<uint32_t>(nodes);  // <= UINT32_MAX
+  limits->max_bytes = bytes;
   return true;
 }
 
@@ -183,7 +318,7 @@ bool ReadLimits(Napi::Object options, ValueLimits* limits) {
 Napi::Value RoundTrip(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ValueLimits limits;
-  if (info.Length() > 1 && info[1].IsObject()) ReadLimits(info[1].As<Napi::Object>(), &limits);
+  if (info.Length() > 1 && !ReadLimits(env, info[1], &limits)) return env.Undefined();
   ValueNode tree;
   std::string error;
   if (!TreeFromJs(env, info.Length() > 0 ? info[0] : env.Undefined(), limits, &tree, &error)) {
