@@ -141,3 +141,22 @@ describe("value tree bounds", () => {
     expect(roundTrip({ fine: true })).toEqual({ fine: true });
   });
 });
+
+describe("value tree to JS", () => {
+  it("makes a peer's keys own data properties: a \"__proto__\" key stays a key, and no setter runs", () => {
+    const input = JSON.parse('{"__proto__": {"polluted": true}, "constructor": 1, "plain": "x"}') as Record<string, unknown>;
+    const calls: string[] = [];
+    Object.defineProperty(Object.prototype, "trap", { set: () => calls.push("setter"), configurable: true });
+    try {
+      const out = roundTrip({ ...input, trap: 2 }) as Record<string, unknown>;
+      expect(Object.getPrototypeOf(out)).toBe(Object.prototype);
+      expect((out as { polluted?: unknown }).polluted).toBeUndefined();
+      expect(Object.getOwnPropertyDescriptor(out, "__proto__")?.value).toEqual({ polluted: true });
+      expect(Object.getOwnPropertyDescriptor(out, "trap")?.value).toBe(2);
+      expect(out["constructor"]).toBe(1);
+      expect(calls).toEqual([]);
+    } finally {
+      delete (Object.prototype as { trap?: unknown }).trap;
+    }
+  });
+});

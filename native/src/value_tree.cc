@@ -363,8 +363,13 @@ Napi::Value TreeToJs(Napi::Env env, const ValueNode& node) {
       return array;
     }
     case ValueNode::Kind::Map: {
+      // Own data properties, defined rather than assigned: a peer's "__proto__"
+      // key stays a key, and no setter on Object.prototype runs.
       Napi::Object object = Napi::Object::New(env);
-      for (const auto& field : node.fields) object.Set(field.first, TreeToJs(env, field.second));
+      for (const auto& field : node.fields) {
+        object.DefineProperty(Napi::PropertyDescriptor::Value(Napi::String::New(env, field.first), TreeToJs(env, field.second),
+                                                              napi_default_jsproperty));
+      }
       return object;
     }
   }
