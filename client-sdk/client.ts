@@ -534,8 +534,9 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
     entry.watches.add(watch);
     if (entry.token === undefined && this.#state === "connected") {
       try {
-        const state = await this.#register(entry);
+        const { state, missed } = await this.#register(entry);
         watch.lastState = state;
+        if (missed !== undefined) this.#wake(entry, missed);
       } catch (error) {
         // The broker did not register it: forget it here only (an unwatch would be refused as not_watching).
         entry.watches.delete(watch);
@@ -550,18 +551,31 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
     return watch;
   }
 
-  /** Registers `entry`'s name with the broker and the notify backend; resolves with its state. */
-  async #register(entry: WatchedName): Promise<bigint> {
+  /**
+   * Registers `entry`'s name with the broker and the notify backend. Resolves
+   * with the state the broker answered and, in `missed`, the name's state now
+   * if it was posted after that answer and before the token existed.
+   */
+  async #register(entry: WatchedName): Promise<{ state: bigint; missed: bigint | undefined }> {
     const fields = await this.#call({ op: "watch", name: entry.name, id: 0 });
     const state = toState(fields["state"] as number | bigint);
     const backend = this.#backend();
     if (entry.token !== undefined) backend.remove(entry.token);
-    entry.token = backend.add(entry.name, {
+    const token = backend.add(entry.name, {
       slot: typeof fields["slot"] === "number" ? fields["slot"] : undefined,
       hash: typeof fields["hash"] === "number" ? fields["hash"] : undefined,
       state,
     });
-    return state;
+    entry.token = token;
+    // A post that lands after the broker's answer and before the token took
+    // its baseline (the table's generation; notifyd's registration) wakes
+    // nobody: the baseline already includes it. Only the state shows it
+    // (PROTOCOL.md 9.9.5 step 4). changed() first, then state(): the state
+    // read is then that of the baseline or newer, and a post after the
+    // baseline that changed() consumed here is not lost either.
+    const moved = token.changed();
+    const now = token.state();
+    return { state, missed: moved || now !== state ? now : undefined };
   }
 
   #backend(): NotifyBackend {
@@ -624,9 +638,12 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
   async #rewatch(): Promise<void> {
     for (const entry of [...this.#watched.values()]) {
       try {
-        const state = await this.#register(entry);
+        const { state, missed } = await this.#register(entry);
         const seen = [...entry.watches].reduce((max, w) => (w.lastState > max ? w.lastState : max), 0n);
-        if (state > seen) this.#wake(entry, state);
+        // A post since the broker's answer (missed) is a post whatever its
+        // state; the answer itself counts only if newer than what the watches saw.
+        if (missed !== undefined) this.#wake(entry, missed);
+        else if (state > seen) this.#wake(entry, state);
       } catch (error) {
         if (this.#state !== "connected") return; // lost again: the next reconnect retries
         if (error instanceof XpcbusError && this.listenerCount("brokerError") > 0) this.emit("brokerError", error as BrokerError);

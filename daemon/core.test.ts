@@ -309,7 +309,7 @@ describe("broker core through its transport seam", () => {
     const peers = Array.from({ length: 100 }, () => {
       const link: Link = {
         transport: "memory",
-        identity: { pid: null, uid: null, gid: null, exe: null, method: "none" },
+        identity: { pid: null, uid: null, gid: null, exe: null, method: "none", exeVerified: false },
         bytesSent: 0,
         frames: [],
         send(out) {
@@ -341,7 +341,7 @@ describe("broker core through its transport seam", () => {
     const peer = () => {
       const link: Link = {
         transport: "memory",
-        identity: { pid: null, uid: null, gid: null, exe: null, method: "none" },
+        identity: { pid: null, uid: null, gid: null, exe: null, method: "none", exeVerified: false },
         bytesSent: 0,
         got: [],
         send(out) {

@@ -77,7 +77,7 @@ const rawBytes: fc.Arbitrary<Buffer> = fc.oneof(
 
 class MemoryLink implements PeerLink {
   readonly transport = "memory";
-  readonly identity = { pid: 1, uid: 0, gid: 0, exe: "/fuzz", method: "none" };
+  readonly identity = { pid: 1, uid: 0, gid: 0, exe: "/fuzz", method: "none", exeVerified: true };
   readonly bytesSent = 0;
   readonly received: Array<{ op: string; code?: unknown }> = [];
   closed = false;

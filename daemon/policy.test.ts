@@ -12,7 +12,7 @@ import { CLI, cleanup, LineReader, runCli, SDK, tempDir } from "./test-support/h
 
 afterEach(cleanup);
 const me = process.getuid!();
-const id = (uid: number, exe = "/usr/bin/node", gid = uid) => ({ pid: 1, uid, gid, exe, method: "test" });
+const id = (uid: number, exe = "/usr/bin/node", gid = uid) => ({ pid: 1, uid, gid, exe, exeVerified: true, method: "test" });
 
 describe("policy rules", () => {
   it.each([

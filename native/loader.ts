@@ -3,7 +3,7 @@
 
 import { createRequire } from "node:module";
 import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { XpcbusError } from "../client-sdk/errors.js";
 
@@ -12,6 +12,13 @@ export interface NativePeerCredentials {
   uid: number | null;
   gid: number | null;
   exe: string | null;
+  /**
+   * True when `exe` is known to be the connecting process's (a pidfd on
+   * Linux, the audit token on macOS); false when it was read by pid alone,
+   * which a recycled pid could fool, or is null.
+   */
+  exeVerified: boolean;
+  /** Why `exe` is null or not verified; null when it is verified. */
   exeError: string | null;
   method: string;
 }
@@ -134,24 +141,46 @@ function findPackageRoot(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), "..");
 }
 
-const ADDON_PATH = join(findPackageRoot(), "native", "build", "Release", "xpcbus_native.node");
+const BUILT_ADDON_PATH = join(findPackageRoot(), "native", "build", "Release", "xpcbus_native.node");
+
+/**
+ * Names another build of the addon to load instead of native/build's, e.g. the
+ * one `npm run test:sanitize` builds with -fsanitize=address,undefined. An
+ * absolute path; read from the environment, so the daemon, clients and worker
+ * threads a test starts load the same build as the test itself.
+ */
+export const NATIVE_ADDON_ENV = "XPCBUS_NATIVE_ADDON";
+
+/** The addon file loadNative() loads: $XPCBUS_NATIVE_ADDON when set, else native/build's. */
+export function nativeAddonPath(): string {
+  const chosen = process.env[NATIVE_ADDON_ENV];
+  if (chosen === undefined || chosen === "") return BUILT_ADDON_PATH;
+  if (!isAbsolute(chosen)) {
+    throw new XpcbusError("native_unavailable", `$${NATIVE_ADDON_ENV} must be an absolute path to an xpcbus_native.node, not "${chosen}"`);
+  }
+  return chosen;
+}
 
 let cached: NativeAddon | undefined;
 
 export function loadNative(): NativeAddon {
   if (cached !== undefined) return cached;
-  if (!existsSync(ADDON_PATH)) {
+  const path = nativeAddonPath();
+  const chosen = path === BUILT_ADDON_PATH ? "" : ` (chosen by $${NATIVE_ADDON_ENV})`;
+  if (!existsSync(path)) {
     throw new XpcbusError(
       "native_unavailable",
-      `the xpcbus native addon is not built (${ADDON_PATH} is missing); run "npm install" or "npm run build" in the package`,
+      chosen === ""
+        ? `the xpcbus native addon is not built (${path} is missing); run "npm install" or "npm run build" in the package`
+        : `the xpcbus native addon ${path}${chosen} is missing`,
     );
   }
   try {
-    cached = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+    cached = createRequire(import.meta.url)(path) as NativeAddon;
   } catch (cause) {
     throw new XpcbusError(
       "native_unavailable",
-      `the xpcbus native addon at ${ADDON_PATH} failed to load: ${(cause as Error).message}; rebuild it with "npm run build"`,
+      `the xpcbus native addon at ${path}${chosen} failed to load: ${(cause as Error).message}; rebuild it with "npm run build"`,
       { cause },
     );
   }

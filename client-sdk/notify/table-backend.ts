@@ -4,6 +4,21 @@ import { XpcbusError } from "../errors.js";
 import { loadNative, type NativeNotifyTableReader, type NativeNotifyWaiter } from "../../native/loader.js";
 import type { NotifyBackend, NotifyRegistrationInfo, NotifyToken } from "./notify-backend.js";
 
+/**
+ * "1" forces one waiter thread per slot (FUTEX_WAIT) instead of futex_waitv in
+ * every client of the process (and of the processes and workers it starts):
+ * how the stress tests run the SDK in the mode old kernels get. "0" or unset:
+ * the option decides.
+ */
+export const NOTIFY_PER_SLOT_ENV = "XPCBUS_NOTIFY_PER_SLOT";
+
+function perSlotForced(): boolean {
+  const value = process.env[NOTIFY_PER_SLOT_ENV];
+  if (value === undefined || value === "" || value === "0") return false;
+  if (value === "1") return true;
+  throw new XpcbusError("invalid_argument", `$${NOTIFY_PER_SLOT_ENV} must be "1" or "0", not "${value}"`);
+}
+
 class TableToken implements NotifyToken {
   readonly name: string;
   readonly slot: number;
@@ -14,6 +29,9 @@ class TableToken implements NotifyToken {
     this.name = name;
     this.slot = slot;
     this.#reader = reader;
+    // The baseline includes any post made since the broker answered `watch`:
+    // such a post shows only in state(), which the client compares with the
+    // answered state right after add() (Client #register).
     this.#generation = reader.generation(slot);
   }
 
@@ -38,12 +56,13 @@ export class TableNotifyBackend implements NotifyBackend {
 
   constructor(table: string, onWake: () => void, perSlot: boolean) {
     this.#onWake = onWake;
+    const perSlotWaiters = perSlot || perSlotForced(); // checked before anything is opened
     const native = loadNative();
     if (native.NotifyTableReader === undefined || native.NotifyWaiter === undefined) {
       throw new XpcbusError("native_unavailable", "this build of the addon has no notify table reader (Linux only)");
     }
     this.#reader = new native.NotifyTableReader(table);
-    this.#waiter = new native.NotifyWaiter(this.#reader, onWake, { perSlot });
+    this.#waiter = new native.NotifyWaiter(this.#reader, onWake, { perSlot: perSlotWaiters });
   }
 
   add(name: string, registration: NotifyRegistrationInfo): NotifyToken {

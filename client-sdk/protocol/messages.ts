@@ -129,6 +129,8 @@ export interface PeerStatus {
   uid: number | null;
   gid: number | null;
   exe: string | null;
+  /** False when `exe` was read by pid only (no pidfd could be had), or is null: policy rules on exe do not admit such a peer. */
+  exeVerified: boolean;
   identityMethod: string;
   connectedAt: string;
   subscriptionCount: number;

@@ -185,7 +185,8 @@ function printStatus(status: BrokerStatus): void {
   out(`pending requests: ${status.pendingRequests}`);
   out(`peers: ${status.peers.length}`);
   for (const p of status.peers) {
-    const who = `pid ${p.pid ?? "?"} uid ${p.uid ?? "?"} ${p.exe ?? "(exe unknown)"}`;
+    // exeVerified is absent from an older broker's status: show nothing then.
+    const who = `pid ${p.pid ?? "?"} uid ${p.uid ?? "?"} ${p.exe ?? "(exe unknown)"}${p.exe !== null && p.exeVerified === false ? " (exe not verified)" : ""}`;
     out(`  #${p.id} ${p.name || "(no name)"}  ${who}  subs ${p.subscriptionCount}  in ${p.msgsIn}  out ${p.msgsOut}  dropped ${p.dropped}`);
   }
   out(`subscribed subjects: ${status.subjects.length}`);

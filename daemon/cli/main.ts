@@ -154,6 +154,9 @@ function buildProgram(): Command {
     .addOption(new Option("--uid <uid>", "a user id").argParser(id))
     .addOption(new Option("--gid <gid>", "a group id (with --uid)").argParser(id))
     .option("--exe <path>", "an executable path (with --uid)")
+    .addOption(
+      new Option("--exe-unverified", "the --exe was read by pid only, as the broker reports a peer it could get no pidfd for (exe rules then do not admit it)").conflicts(["pid"]),
+    )
     .addHelpText("after", "\nExit codes: 0 admitted, 1 DENIED, 2 usage (a bad number, --pid with --uid, an unreadable or invalid file).")
     .action(policyExplainCommand);
 

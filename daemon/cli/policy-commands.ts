@@ -1,8 +1,8 @@
-// `xpcbus policy check FILE` and `xpcbus policy explain FILE --pid N | --uid N [--gid N] [--exe PATH]`
+// `xpcbus policy check FILE` and `xpcbus policy explain FILE --pid N | --uid N [--gid N] [--exe PATH [--exe-unverified]]`
 // (exit 0 admitted, 1 denied, 2 usage).
 
 import { readFileSync, readlinkSync } from "node:fs";
-import { evaluate, RIGHTS } from "../core/policy.js";
+import { describeIdentity, evaluate, RIGHTS } from "../core/policy.js";
 import type { PeerIdentity } from "../core/peer-link.js";
 import { readPolicyFile } from "../policy-file.js";
 import { CliError, ReportedFailure } from "./cli-error.js";
@@ -41,23 +41,28 @@ function identityOfPid(pid: number): PeerIdentity {
   } catch {
     // Another user's process: the broker (as root) would see it; we may not.
   }
-  return { pid, uid: field("Uid"), gid: field("Gid"), exe, method: "proc" };
+  // The process is alive and named by the caller: as a broker with a pidfd would, take the exe as verified.
+  return { pid, uid: field("Uid"), gid: field("Gid"), exe, exeVerified: exe !== null, method: "proc" };
 }
 
 /** The numbers are parsed (and --pid refused beside --uid, --gid or --exe) by the option declarations in main.ts. */
-export function policyExplainCommand(file: string, options: { pid?: number; uid?: number; gid?: number; exe?: string }): void {
+export function policyExplainCommand(file: string, options: { pid?: number; uid?: number; gid?: number; exe?: string; exeUnverified?: boolean }): void {
+  if (options.exeUnverified === true && options.exe === undefined) {
+    throw new CliError("--exe-unverified needs --exe (the executable that could not be verified)", EXIT_USAGE);
+  }
   const policy = load(file);
   let identity: PeerIdentity;
   if (options.pid !== undefined) {
     identity = identityOfPid(options.pid);
   } else if (options.uid !== undefined) {
-    identity = { pid: null, uid: options.uid, gid: options.gid ?? null, exe: options.exe ?? null, method: "given" };
+    const exe = options.exe ?? null;
+    identity = { pid: null, uid: options.uid, gid: options.gid ?? null, exe, exeVerified: exe !== null && options.exeUnverified !== true, method: "given" };
   } else {
     throw new CliError("give --pid N, or --uid N (with --gid and --exe if the rules use them)", EXIT_USAGE);
   }
   const grant = evaluate(policy, identity);
   const out = [
-    `identity: uid ${identity.uid ?? "?"}, gid ${identity.gid ?? "?"}, exe ${identity.exe ?? "unknown"}`,
+    `identity: ${describeIdentity(identity)}`,
     `${grant.allowed ? "admitted" : "DENIED"}: ${grant.reason}`,
     ...(grant.allowed ? RIGHTS.map((right) => `  ${right}: ${grant.rights[right].length > 0 ? grant.rights[right].join(" ") : "(nothing)"}`) : []),
   ];

@@ -23,7 +23,7 @@ import { postingProblem } from "../../client-sdk/protocol/notify-name.js";
 import { INBOX_PREFIX, PROTOCOL_VERSION } from "../../client-sdk/protocol/limits.js";
 import { subjectMatches, subjectProblem } from "../../client-sdk/protocol/subject.js";
 import type { Notifier } from "./notifier.js";
-import { evaluate, permits, type CodeSigningCheck, type Policy, type Right } from "./policy.js";
+import { describeExe, evaluate, permits, type CodeSigningCheck, type Policy, type Right } from "./policy.js";
 import { parseLimits, type BrokerLimitOptions } from "./options.js";
 import { Outbound, type PeerInbound, type PeerLink } from "./peer-link.js";
 import { RequestTable } from "./request-table.js";
@@ -113,8 +113,8 @@ export class Broker implements SessionHost {
   /** A transport accepted a connection: returns where the transport delivers what it reads. */
   attach(link: PeerLink): PeerInbound {
     const id = this.#nextPeerId++;
-    const { pid, uid, gid, exe, method } = link.identity;
-    const log = this.#log.child({ peer: id, transport: link.transport, peerPid: pid, peerUid: uid, peerGid: gid, peerExe: exe, identity: method });
+    const { pid, uid, gid, exe, exeVerified, method } = link.identity;
+    const log = this.#log.child({ peer: id, transport: link.transport, peerPid: pid, peerUid: uid, peerGid: gid, peerExe: exe, peerExeVerified: exeVerified, identity: method });
     const session = new Session(id, link, this, log);
     if (this.#closing) {
       session.fail("shutdown", "the broker is shutting down");
@@ -218,7 +218,7 @@ export class Broker implements SessionHost {
     const peers: PeerStatus[] = [];
     const subjects = this.#index.patterns();
     for (const s of this.#sessions.values()) {
-      const { pid, uid, gid, exe, method } = s.link.identity;
+      const { pid, uid, gid, exe, exeVerified, method } = s.link.identity;
       peers.push({
         id: s.id,
         name: s.name,
@@ -227,6 +227,7 @@ export class Broker implements SessionHost {
         uid,
         gid,
         exe,
+        exeVerified: exeVerified === true,
         identityMethod: method,
         connectedAt: s.connectedAt.toISOString(),
         subscriptionCount: s.subscriptions.size,
@@ -279,7 +280,7 @@ export class Broker implements SessionHost {
   #allowed(session: Session, right: Right, subject: string, id: number | undefined): boolean {
     const grant = session.grant;
     if (grant === undefined || permits(grant, right, subject)) return true;
-    const reason = `rule "${grant.rule}" does not allow ${right} on "${subject}" for uid ${session.link.identity.uid ?? "?"} (exe ${session.link.identity.exe ?? "unknown"})`;
+    const reason = `rule "${grant.rule}" does not allow ${right} on "${subject}" for uid ${session.link.identity.uid ?? "?"} (exe ${describeExe(session.link.identity)})`;
     session.log.warn({ right, subject, rule: grant.rule }, "operation denied by policy");
     session.error("permission_denied", reason, id, subject);
     return false;

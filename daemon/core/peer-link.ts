@@ -12,6 +12,13 @@ export interface PeerIdentity {
   gid: number | null;
   /** Executable path, or null when it could not be read safely. */
   exe: string | null;
+  /**
+   * Whether `exe` is known to be the connecting process's (pidfd, audit
+   * token). False when it was read by pid alone (no pidfd could be had):
+   * a process that got the pid after the peer exited could pass for it, so
+   * the policy never admits on it (docs/SECURITY.md). False when `exe` is null.
+   */
+  exeVerified: boolean;
   /** How the identity was obtained, e.g. "so_peerpidfd", "pidfd_open", "so_peercred", "none". */
   method: string;
   /** macOS: the team identifier the peer's code is signed with (XPC peers). */

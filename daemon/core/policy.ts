@@ -2,7 +2,11 @@
 // in order and the first whose `match` fits the peer decides (first match
 // wins, like a firewall: put narrow rules first). A peer no rule matches gets
 // `otherwise`. Identity is what the transport established at connect time
-// (SO_PEERCRED + pidfd, or the XPC audit token); it is never re-derived.
+// (SO_PEERCRED + pidfd, or the XPC audit token); it is never re-derived. An
+// executable read by pid alone (no pidfd could be had) may be another
+// process's, one that got the pid after the peer exited: it never lets an
+// allowing rule fit, though it may still let a denying one fit (refusing is
+// safe whatever the peer runs).
 // Pure: parsing from a file and reloading live in daemon/policy-file.ts.
 
 import type { PeerIdentity } from "./peer-link.js";
@@ -86,11 +90,19 @@ function globToRegExp(glob: string): RegExp {
 /** Checks a code-signing requirement against a peer's audit token (macOS; given by the daemon). */
 export type CodeSigningCheck = (auditToken: Uint8Array, requirement: string) => boolean;
 
-/** Which attribute of `identity` fails `match`, or undefined when it fits. */
-function mismatch(match: PolicyMatch, identity: PeerIdentity, check: CodeSigningCheck | undefined): string | undefined {
+/** What mismatch() says of a rule that would fit but for an executable that could not be verified. */
+const UNVERIFIED_EXE = "unverified exe";
+
+/**
+ * Which attribute of `identity` fails `match`, or undefined when it fits.
+ * With `trustExe` false, an exe that fits but is not verified fails as UNVERIFIED_EXE.
+ */
+function mismatch(match: PolicyMatch, identity: PeerIdentity, check: CodeSigningCheck | undefined, trustExe: boolean): string | undefined {
   if (match.uid !== undefined && (identity.uid === null || !match.uid.includes(identity.uid))) return "uid";
   if (match.gid !== undefined && (identity.gid === null || !match.gid.includes(identity.gid))) return "gid";
   if (match.exe !== undefined && (identity.exe === null || !match.exe.some((g) => globToRegExp(g).test(identity.exe as string)))) return "exe";
+  // Checked last, so that it names only rules that nothing else rules out.
+  if (match.exe !== undefined && !trustExe && identity.exeVerified !== true) return UNVERIFIED_EXE;
   // Known only for XPC peers on macOS (docs/SECURITY.md): elsewhere a rule that asks for them never fits.
   if (match.teamId !== undefined && (identity.teamId ?? null) !== match.teamId) return "teamId";
   if (match.codeSigning !== undefined) {
@@ -99,8 +111,15 @@ function mismatch(match: PolicyMatch, identity: PeerIdentity, check: CodeSigning
   return undefined;
 }
 
-function describe(identity: PeerIdentity): string {
-  return `uid ${identity.uid ?? "?"}, gid ${identity.gid ?? "?"}, exe ${identity.exe ?? "unknown"}`;
+/** The executable as reasons and logs show it: "unknown", or the path, marked when it is not verified. */
+export function describeExe(identity: PeerIdentity): string {
+  if (identity.exe === null) return "unknown";
+  return identity.exeVerified === true ? identity.exe : `${identity.exe} (not verified)`;
+}
+
+/** The identity as reasons show it. */
+export function describeIdentity(identity: PeerIdentity): string {
+  return `uid ${identity.uid ?? "?"}, gid ${identity.gid ?? "?"}, exe ${describeExe(identity)}`;
 }
 
 function matchedOn(match: PolicyMatch): string {
@@ -109,13 +128,17 @@ function matchedOn(match: PolicyMatch): string {
 }
 
 export function evaluate(policy: Policy, identity: PeerIdentity, check?: CodeSigningCheck): Grant {
+  // The first allowing rule that only an unverified exe kept from fitting: the reason names it.
+  let skipped: string | undefined;
   for (const rule of policy.rules) {
-    if (mismatch(rule.match, identity, check) !== undefined) continue;
+    const miss = mismatch(rule.match, identity, check, rule.connect === "deny");
+    if (miss === UNVERIFIED_EXE) skipped ??= rule.name;
+    if (miss !== undefined) continue;
     const allowed = rule.connect === "allow";
     return {
       allowed,
       rule: rule.name,
-      reason: `rule "${rule.name}" (matching ${matchedOn(rule.match)}) ${allowed ? "admits" : "denies"} ${describe(identity)}`,
+      reason: `rule "${rule.name}" (matching ${matchedOn(rule.match)}) ${allowed ? "admits" : "denies"} ${describeIdentity(identity)}${unverifiedNote(skipped)}`,
       rights: allowed ? { publish: rule.publish ?? [], subscribe: rule.subscribe ?? [], request: rule.request ?? [], watch: rule.watch ?? [] } : NOTHING,
     };
   }
@@ -123,13 +146,18 @@ export function evaluate(policy: Policy, identity: PeerIdentity, check?: CodeSig
   const reason =
     policy.refusal !== undefined && !allowed
       ? `${policy.refusal}; you are ${identity.uid === null ? "of an unknown uid" : `uid ${identity.uid}`}`
-      : `no rule of ${policy.source} matches ${describe(identity)}; the default is ${policy.otherwise}`;
+      : `no rule of ${policy.source} matches ${describeIdentity(identity)}; the default is ${policy.otherwise}`;
   return {
     allowed,
     rule: "otherwise",
-    reason,
+    reason: `${reason}${unverifiedNote(skipped)}`,
     rights: allowed ? EVERYTHING : NOTHING,
   };
+}
+
+function unverifiedNote(skipped: string | undefined): string {
+  if (skipped === undefined) return "";
+  return `; rule "${skipped}" was not applied: it matches on exe, and the executable could not be verified (it was read by pid only, without a pidfd, so another process that got a recycled pid could pass for the peer)`;
 }
 
 /**

@@ -6,7 +6,7 @@ import type { Logger } from "pino";
 import { loadNative } from "../../native/loader.js";
 import type { PeerIdentity } from "../core/peer-link.js";
 
-const UNKNOWN: PeerIdentity = { pid: null, uid: null, gid: null, exe: null, method: "none" };
+const UNKNOWN: PeerIdentity = { pid: null, uid: null, gid: null, exe: null, exeVerified: false, method: "none" };
 
 /** libuv keeps the fd on the socket's handle; it is there for the socket's whole life. */
 function socketFd(socket: Socket): number | undefined {
@@ -23,7 +23,9 @@ export function unixPeerIdentity(socket: Socket, log: Logger): PeerIdentity {
   try {
     const creds = loadNative().peerCredentials(fd);
     if (creds.exe === null) log.debug({ peerPid: creds.pid, reason: creds.exeError }, "peer executable not confirmed");
-    return { pid: creds.pid, uid: creds.uid, gid: creds.gid, exe: creds.exe, method: creds.method };
+    // Info, not warn: on an old kernel every peer is so, and only a policy with exe rules cares.
+    else if (creds.exeVerified !== true) log.info({ peerPid: creds.pid, peerExe: creds.exe, reason: creds.exeError }, "peer executable not verified");
+    return { pid: creds.pid, uid: creds.uid, gid: creds.gid, exe: creds.exe, exeVerified: creds.exe !== null && creds.exeVerified === true, method: creds.method };
   } catch (error) {
     log.warn({ err: error }, "cannot read peer credentials; peer identity unknown");
     return UNKNOWN;

@@ -129,7 +129,10 @@ export class XpcServerTransport implements ServerTransport {
           listener.cancel(peer);
           return;
         }
-        const identity = event.identity ?? { pid: null, uid: null, gid: null, exe: null, method: "none" };
+        const native = event.identity;
+        // Over XPC the path comes from the audit token (proc_pidpath_audittoken, macOS 11+; the
+        // deployment target is 13), so it is the connecting process's.
+        const identity = native === undefined ? { pid: null, uid: null, gid: null, exe: null, exeVerified: false, method: "none" } : { ...native, exeVerified: native.exe !== null };
         const link = new XpcPeerLink(listener, peer, identity, encoder);
         this.#peers.set(peer, { link, inbound: broker.attach(link) });
         return;

@@ -10,7 +10,7 @@
 
 namespace {
 
-// peerCredentials(fd: number) -> { pid, uid, gid, exe, exeError, method }
+// peerCredentials(fd: number) -> { pid, uid, gid, exe, exeVerified, exeError, method }
 // Throws a TypeError for a bad argument and an Error with `errno` when the
 // socket has no readable credentials.
 Napi::Value PeerCredentialsJs(const Napi::CallbackInfo& info) {
@@ -37,8 +37,10 @@ Napi::Value PeerCredentialsJs(const Napi::CallbackInfo& info) {
   out.Set("pid", id(creds.pid));
   out.Set("uid", id(creds.uid));
   out.Set("gid", id(creds.gid));
+  bool verified = creds.has_exe && creds.exe_verified;
   out.Set("exe", creds.has_exe ? Napi::String::New(env, creds.exe) : env.Null());
-  out.Set("exeError", creds.has_exe ? env.Null() : Napi::String::New(env, creds.exe_error));
+  out.Set("exeVerified", Napi::Boolean::New(env, verified));
+  out.Set("exeError", verified ? env.Null() : Napi::String::New(env, creds.exe_error));
   out.Set("method", Napi::String::New(env, creds.method));
   return out;
 }

@@ -13,10 +13,15 @@ struct PeerCredentials {
   long gid = -1;
   bool has_exe = false;  // false: exe could not be read safely (see exe_error)
   std::string exe;
+  // true: `exe` is known to be the connecting process's (pidfd, audit
+  // token). false: it was read by pid alone, so a process that got the pid
+  // after the peer exited could pass for it; policy must not trust it. False
+  // unless a platform half proves otherwise.
+  bool exe_verified = false;
   // How pid/exe were tied to the process: "so_peerpidfd", "pidfd_open",
   // "local_peertoken", "local_peerpid", "so_peercred".
   std::string method;
-  std::string exe_error;  // why has_exe is false
+  std::string exe_error;  // why has_exe or exe_verified is false
 };
 
 // "linux" or "apple": which half was compiled in.

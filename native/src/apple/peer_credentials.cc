@@ -41,6 +41,9 @@ int ReadPeerCredentials(int fd, PeerCredentials* out) {
   }
   out->has_exe = true;
   out->exe.assign(path, static_cast<size_t>(n));
+  // Through the audit token the path is the connecting process's; by pid only, not.
+  out->exe_verified = out->method == "local_peertoken";
+  if (!out->exe_verified) out->exe_error = "read by pid only, without the audit token";
   return 0;
 }
 

@@ -2,7 +2,10 @@
 // /proc/<pid>/exe without being fooled by a recycled pid. SO_PEERPIDFD
 // (Linux 6.5) gives a pidfd for the very process that connected;
 // pidfd_open (5.3) is the fallback, which can race with pid reuse between
-// connect() and the call, so `method` records which one was used.
+// connect() and the call, so `method` records which one was used. Without
+// any pidfd (no fd left, an old kernel, seccomp) the exe is still read, by
+// pid alone, and reported with exe_verified = false: the policy gives it no
+// weight (docs/SECURITY.md).
 #include "peer_credentials.h"
 
 #include <fcntl.h>
@@ -27,19 +30,24 @@ const char* const kPlatformName = "linux";
 
 namespace {
 
-int OpenPidfd(int sock, long pid, std::string* method) {
+// A pidfd for the peer, or -1 with `why` saying what each way answered.
+int OpenPidfd(int sock, long pid, std::string* method, std::string* why) {
   int pidfd = -1;
   socklen_t len = sizeof(pidfd);
   if (getsockopt(sock, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 && pidfd >= 0) {
     *method = "so_peerpidfd";
     return pidfd;
   }
+  *why = std::string("SO_PEERPIDFD: ") + std::strerror(errno);
 #ifdef SYS_pidfd_open
   pidfd = static_cast<int>(syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0));
   if (pidfd >= 0) {
     *method = "pidfd_open";
     return pidfd;
   }
+  *why += std::string("; pidfd_open: ") + std::strerror(errno);
+#else
+  *why += "; pidfd_open: not in this build";
 #endif
   *method = "so_peercred";
   return -1;
@@ -92,9 +100,11 @@ int ReadPeerCredentials(int fd, PeerCredentials* out) {
     return 0;
   }
 
-  int pidfd = OpenPidfd(fd, cred.pid, &out->method);
+  std::string no_pidfd;
+  int pidfd = OpenPidfd(fd, cred.pid, &out->method, &no_pidfd);
   std::string exe;
   bool read = ReadExe(cred.pid, &exe, &out->exe_error);
+  bool verified = pidfd >= 0;
   if (pidfd >= 0) {
     // Read the link first, then confirm the pidfd still names a live process
     // with that pid: if so, the link we read was that process's, not a
@@ -110,6 +120,8 @@ int ReadPeerCredentials(int fd, PeerCredentials* out) {
   if (read) {
     out->has_exe = true;
     out->exe = exe;
+    out->exe_verified = verified;
+    if (!verified) out->exe_error = "read by pid only, without a pidfd (" + no_pidfd + ")";
   }
   return 0;
 }
