@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { loadNative } from "./loader.js";
+import { loadNative, nativeAddonPath } from "./loader.js";
 
 const native = loadNative();
 const linux = native.platform === "linux";
@@ -154,7 +154,7 @@ describe.skipIf(!linux)("in worker threads", () => {
     const { Worker } = await import("node:worker_threads");
     const path = tablePath();
     const writer = new (native.NotifyTableWriter!)(path, 4);
-    const addon = join(import.meta.dirname, "build", "Release", "xpcbus_native.node");
+    const addon = nativeAddonPath(); // the build under test ($XPCBUS_NATIVE_ADDON under test:sanitize)
     const source = `
       const { parentPort, workerData } = require("node:worker_threads");
       const native = require(workerData.addon);
@@ -195,7 +195,7 @@ describe.skipIf(!linux)("in worker threads", () => {
     const { Worker } = await import("node:worker_threads");
     const path = tablePath();
     const writer = new (native.NotifyTableWriter!)(path, 2);
-    const addon = join(import.meta.dirname, "build", "Release", "xpcbus_native.node");
+    const addon = nativeAddonPath(); // the build under test ($XPCBUS_NATIVE_ADDON under test:sanitize)
     for (let round = 0; round < 5; round++) {
       // Nothing keeps this worker alive: it exits while posts keep arriving.
       const worker = new Worker(
