@@ -8,7 +8,7 @@
 
 import { join } from "node:path";
 import { connect } from "../client-sdk/index.js";
-import { TableNotifier } from "../daemon/notify/table-notifier.js";
+import { TableNotifier } from "../daemon/index.js";
 import { newHistogram, summarise, type LatencySummary } from "./support/histogram.js";
 import { clientScript, scratchDir, spawnNode, startBroker } from "./support/processes.js";
 

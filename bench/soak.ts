@@ -14,7 +14,7 @@ const seconds = Number(process.env["SOAK_SECONDS"] ?? 60);
 const dir = scratchDir();
 const socket = join(dir.path, "soak.sock");
 const daemon = spawn(process.execPath, ["--expose-gc", CLI, "daemon", "--socket", socket, "--log-level", "error"], { stdio: ["ignore", "ignore", "inherit"] });
-const { socketIsLive } = await import("../daemon/transports/unix-socket-server.js");
+const { socketIsLive } = await import("../daemon/index.js");
 while (!(await socketIsLive(socket))) await new Promise((r) => setTimeout(r, 50));
 
 const observer = await connect({ socket, name: "soak-observer", reconnect: false });

@@ -1,7 +1,7 @@
 // The client side of a transport: connect to the broker, send op maps, get
 // message maps back. The Unix socket is one implementation; XPC is the other.
 
-import type { ClientOp } from "./protocol/messages.js";
+import type { ClientOp } from "../protocol/index.js";
 
 export interface ClientConnectionHandlers {
   /** One message map from the broker. */

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { connect } from "./connect.js";
 import type { Client } from "./client.js";
 import { BufferFullError, ClosedError, ConnectionError, InvalidArgumentError, InvalidSubjectError, XpcbusError } from "./errors.js";
-import { loadNative } from "../native/loader.js";
+import { loadNative } from "../native/index.js";
 import { cleanup, spawnClient, startBroker, tempDir } from "../daemon/test-support/harness.js";
 
 const clients: Client[] = [];

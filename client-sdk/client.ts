@@ -19,15 +19,15 @@ import {
   type BrokerError,
 } from "./errors.js";
 import type { ClientConnection, ClientTransport } from "./client-transport.js";
-import { DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, MAX_ID, PROTOCOL_VERSION } from "./protocol/limits.js";
-import type { BrokerLimits, BrokerStatus, ClientOp, PayloadEncoding } from "./protocol/messages.js";
-import { decodePayload, encodePayload, type Payload } from "./protocol/payload.js";
-import { subjectMatches, subjectProblem, queueNameProblem } from "./protocol/subject.js";
+import { DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, MAX_ID, PROTOCOL_VERSION } from "../protocol/index.js";
+import type { BrokerLimits, BrokerStatus, ClientOp, PayloadEncoding } from "../protocol/index.js";
+import { decodePayload, encodePayload, type Payload } from "../protocol/index.js";
+import { subjectMatches, subjectProblem, queueNameProblem } from "../protocol/index.js";
 import { Subscription, type Message, type SubscribeOptions, type SubscriptionOwner } from "./subscription.js";
 import { Watch, type WatchOptions, type WatchOwner } from "./watch.js";
 import { openNotifyBackend, type NotifyBackend, type NotifyToken } from "./notify/notify-backend.js";
-import { notifyNameProblem, subjectNotifyName } from "./protocol/notify-name.js";
-import type { NotifyInfo } from "./protocol/messages.js";
+import { notifyNameProblem, subjectNotifyName } from "../protocol/index.js";
+import type { NotifyInfo } from "../protocol/index.js";
 import { responderErrorOf, responderErrorReply } from "./responder-error.js";
 
 export interface ReconnectOptions {

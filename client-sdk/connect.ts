@@ -5,12 +5,12 @@ import { basename } from "node:path";
 import { Client, DEFAULT_RECONNECT, type ReconnectOptions } from "./client.js";
 import type { ClientTransport } from "./client-transport.js";
 import { InvalidArgumentError } from "./errors.js";
-import { DEFAULT_REQUEST_TIMEOUT_MS, MAX_CLIENT_NAME_BYTES } from "./protocol/limits.js";
+import { DEFAULT_REQUEST_TIMEOUT_MS, MAX_CLIENT_NAME_BYTES } from "../protocol/index.js";
 import { defaultSocketPath } from "./paths.js";
 import { UnixSocketClientTransport } from "./unix-socket-client.js";
 import { XpcClientTransport } from "./xpc-client-transport.js";
-import { DEFAULT_SERVICE_NAME } from "./protocol/notify-name.js";
-import type { NativeXpcObject } from "../native/loader.js";
+import { DEFAULT_SERVICE_NAME } from "../protocol/index.js";
+import type { NativeXpcObject } from "../native/index.js";
 
 export interface ConnectOptions {
   /** Broker socket path (default: $XPCBUS_SOCKET, else the per-user default). */

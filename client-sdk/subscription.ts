@@ -3,8 +3,8 @@
 // bound the oldest are dropped and counted, never buffered without limit.
 
 import { Delivery } from "./delivery.js";
-import type { Payload } from "./protocol/payload.js";
-import type { PayloadEncoding } from "./protocol/messages.js";
+import type { Payload } from "../protocol/index.js";
+import type { PayloadEncoding } from "../protocol/index.js";
 
 /** Messages kept for an iterator that is not keeping up, by default. */
 export const DEFAULT_MAX_PENDING_MESSAGES = 10_000;

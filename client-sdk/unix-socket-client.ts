@@ -2,9 +2,9 @@
 
 import { createConnection, type Socket } from "node:net";
 import type { ClientConnection, ClientConnectionHandlers, ClientTransport } from "./client-transport.js";
-import { encodeFrame, FrameDecoder } from "./protocol/frame-codec.js";
-import { DEFAULT_MAX_FRAME_BYTES } from "./protocol/limits.js";
-import type { ClientOp } from "./protocol/messages.js";
+import { encodeFrame, FrameDecoder } from "../protocol/index.js";
+import { DEFAULT_MAX_FRAME_BYTES } from "../protocol/index.js";
+import type { ClientOp } from "../protocol/index.js";
 
 /**
  * Largest frame accepted from the broker. Its messages are at most its payload

@@ -3,7 +3,7 @@
 // busy is owed one event carrying the latest state, never a backlog.
 
 import { Delivery } from "./delivery.js";
-import type { Payload } from "./protocol/payload.js";
+import type { Payload } from "../protocol/index.js";
 
 export interface WatchEvent {
   /** The notification name that was posted. */

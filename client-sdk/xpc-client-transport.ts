@@ -6,8 +6,8 @@
 
 import type { ClientConnection, ClientConnectionHandlers, ClientTransport } from "./client-transport.js";
 import { ConnectionError, XpcbusError } from "./errors.js";
-import type { ClientOp } from "./protocol/messages.js";
-import { loadNative, type NativeXpcClient, type NativeXpcObject } from "../native/loader.js";
+import type { ClientOp } from "../protocol/index.js";
+import { loadNative, type NativeXpcClient, type NativeXpcObject } from "../native/index.js";
 
 export interface XpcClientOptions {
   /** Mach service name, or an anonymous listener's endpoint (tests, in-process). */

@@ -3,7 +3,7 @@
 // say hello. Real daemon, real client processes, raw sockets for the abusers.
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
-import { connect } from "../client-sdk/connect.js";
+import { connect } from "../client-sdk/index.js";
 import { cleanup, spawnClient, startBroker } from "./test-support/harness.js";
 import { RawPeer } from "./test-support/raw-peer.js";
 

@@ -2,8 +2,8 @@
 // killed with -9. Afterwards the broker's open fds, peers, subscriptions and
 // heap are back at their starting level, within the tolerance stated here.
 import { afterEach, describe, expect, it } from "vitest";
-import { connect } from "../client-sdk/connect.js";
-import type { Client } from "../client-sdk/client.js";
+import { connect } from "../client-sdk/index.js";
+import type { Client } from "../client-sdk/index.js";
 import { cleanup, eventually, spawnClient, startBroker } from "./test-support/harness.js";
 import { RawPeer } from "./test-support/raw-peer.js";
 

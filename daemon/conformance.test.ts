@@ -5,12 +5,12 @@
 // anonymous listener in this process (TN3113), so it needs no launchd.
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, type ConnectOptions } from "../client-sdk/connect.js";
-import type { Client } from "../client-sdk/client.js";
-import type { ClientConnection, ClientConnectionHandlers } from "../client-sdk/client-transport.js";
-import { UnixSocketClientTransport } from "../client-sdk/unix-socket-client.js";
-import { XpcClientTransport } from "../client-sdk/xpc-client-transport.js";
-import type { NativeXpcObject } from "../native/loader.js";
+import { connect, type ConnectOptions } from "../client-sdk/index.js";
+import type { Client } from "../client-sdk/index.js";
+import type { ClientConnection, ClientConnectionHandlers } from "../client-sdk/index.js";
+import { UnixSocketClientTransport } from "../client-sdk/index.js";
+import { XpcClientTransport } from "../client-sdk/index.js";
+import type { NativeXpcObject } from "../native/index.js";
 import { Broker } from "./core/broker.js";
 import { XpcServerTransport } from "./transports/xpc-server.js";
 import { cleanup, startBroker } from "./test-support/harness.js";

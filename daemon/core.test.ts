@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { afterAll, describe, expect, it } from "vitest";
-import { subjectMatches } from "../client-sdk/protocol/subject.js";
+import { subjectMatches } from "../protocol/index.js";
 import { parseLimits, DEFAULT_BROKER_LIMITS } from "./core/options.js";
 import { RetainedStore } from "./core/retained-store.js";
 import { Sequences, SEQUENCE_RESERVATION_BLOCK, volatileSequenceFloor } from "./core/sequences.js";
@@ -295,7 +295,7 @@ describe("options", () => {
 describe("broker core through its transport seam", () => {
   it("encodes a publish once and hands the same bytes to every subscriber", async () => {
     const { Broker } = await import("./core/broker.js");
-    const { encodeFrame } = await import("../client-sdk/protocol/frame-codec.js");
+    const { encodeFrame } = await import("../protocol/index.js");
     type Link = import("./core/peer-link.js").PeerLink & { frames: unknown[] };
     let msgEncodings = 0;
     const encoder = {

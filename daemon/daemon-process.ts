@@ -6,22 +6,22 @@
 import { readdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
-import { defaultSocketPath, SOCKET_ENV, SYSTEM_SOCKET_PATH } from "../client-sdk/paths.js";
+import { defaultSocketPath, SOCKET_ENV, SYSTEM_SOCKET_PATH } from "../client-sdk/index.js";
 import { Broker, type SlowConsumerPolicy } from "./core/broker.js";
 import { ownerOnlyPolicy, type Policy } from "./core/policy.js";
-import { loadNative } from "../native/loader.js";
+import { loadNative } from "../native/index.js";
 import type { BrokerLimitOptions } from "./core/options.js";
 import { fileSequenceFloor } from "./sequence-file.js";
 import { prepareSocketDir } from "./socket-dir.js";
 import { UnixSocketServer } from "./transports/unix-socket-server.js";
-import { DEFAULT_SERVICE_NAME, notifyNameProblem } from "../client-sdk/protocol/notify-name.js";
-import { InvalidArgumentError } from "../client-sdk/errors.js";
+import { DEFAULT_SERVICE_NAME, notifyNameProblem } from "../protocol/index.js";
+import { InvalidArgumentError } from "../client-sdk/index.js";
 import { parseLimits } from "./core/options.js";
 import type { Notifier } from "./core/notifier.js";
 import { DarwinNotifier } from "./notify/darwin-notifier.js";
 import { XpcServerTransport } from "./transports/xpc-server.js";
 import type { ServerTransport } from "./transports/server-transport.js";
-import { XpcbusError } from "../client-sdk/errors.js";
+import { XpcbusError } from "../client-sdk/index.js";
 import { TableNotifier } from "./notify/table-notifier.js";
 
 /** How long a shutdown waits for peers to take their `bye` before the process exits anyway. */

@@ -6,9 +6,9 @@
 import fc from "fast-check";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
-import { encodeFrame, FrameDecoder } from "../client-sdk/protocol/frame-codec.js";
-import { CLIENT_OPS } from "../client-sdk/protocol/messages.js";
-import { connect } from "../client-sdk/connect.js";
+import { encodeFrame, FrameDecoder } from "../protocol/index.js";
+import { CLIENT_OPS } from "../protocol/index.js";
+import { connect } from "../client-sdk/index.js";
 import { Broker } from "./core/broker.js";
 import type { Outbound, PeerInbound, PeerLink } from "./core/peer-link.js";
 import { cleanup, startBroker } from "./test-support/harness.js";

@@ -8,3 +8,6 @@ export { CLOSE_FLUSH_TIMEOUT_MS } from "./transports/unix-peer-link.js";
 export { createLogger, parseLogLevel, LOG_LEVEL_ENV, DEFAULT_LOG_LEVEL } from "./logger.js";
 export { fileSequenceFloor } from "./sequence-file.js";
 export { XpcServerTransport, type XpcServerOptions } from "./transports/xpc-server.js";
+export type { Notifier } from "./core/notifier.js";
+export { TableNotifier } from "./notify/table-notifier.js";
+export { DarwinNotifier } from "./notify/darwin-notifier.js";

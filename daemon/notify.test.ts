@@ -6,8 +6,8 @@ import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "no
 import { endianness } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { connect } from "../client-sdk/connect.js";
-import type { Client } from "../client-sdk/client.js";
+import { connect } from "../client-sdk/index.js";
+import type { Client } from "../client-sdk/index.js";
 import { cleanup, runCli, spawnClient, startBroker, tempDir, type BrokerProcess, type ClientProcess } from "./test-support/harness.js";
 
 const linux = process.platform === "linux";
@@ -138,7 +138,7 @@ for await (const line of commands) {
     const table = `${broker.socket}.notify`;
     expect(statSync(table).mode & 0o777).toBe(0o644);
     expect(statSync(table).uid).toBe(process.getuid!());
-    const { loadNative } = await import("../native/loader.js");
+    const { loadNative } = await import("../native/index.js");
     const reader = new (loadNative().NotifyTableReader!)(table);
     expect(reader.writableErrno()).toBe(13);
     reader.close();
@@ -274,7 +274,7 @@ for await (const line of commands) {
 describe.skipIf(!linux)("table notifier (broker side, in process)", () => {
   it("keeps a released slot for its name, reuses the least recently released one, and reports a full table", async () => {
     const { TableNotifier } = await import("./notify/table-notifier.js");
-    const { loadNative } = await import("../native/loader.js");
+    const { loadNative } = await import("../native/index.js");
     const path = join(tempDir(), "t.notify");
     const notifier = new TableNotifier({ path, prefix: "p", slots: 2, maxStates: 10 });
     const reader = new (loadNative().NotifyTableReader!)(path);

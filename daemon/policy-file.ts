@@ -3,8 +3,8 @@
 // problem names its place in the file.
 
 import { readFileSync } from "node:fs";
-import { InvalidArgumentError } from "../client-sdk/errors.js";
-import { subjectProblem } from "../client-sdk/protocol/subject.js";
+import { InvalidArgumentError } from "../client-sdk/index.js";
+import { subjectProblem } from "../protocol/index.js";
 import { RIGHTS, type Policy, type PolicyMatch, type PolicyRule } from "./core/policy.js";
 
 const RULE_KEYS = ["name", "match", "connect", ...RIGHTS];

@@ -5,7 +5,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { connect } from "../client-sdk/connect.js";
+import { connect } from "../client-sdk/index.js";
 import { covers, evaluate, ownerOnlyPolicy } from "./core/policy.js";
 import { parsePolicy } from "./policy-file.js";
 import { CLI, cleanup, LineReader, runCli, SDK, tempDir } from "./test-support/harness.js";

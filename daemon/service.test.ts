@@ -4,7 +4,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { connect } from "../client-sdk/connect.js";
+import { connect } from "../client-sdk/index.js";
 import { CLI, cleanup, LineReader, tempDir } from "./test-support/harness.js";
 
 afterEach(cleanup);

@@ -1,6 +1,6 @@
 // Benchmark helper: `count` native waiters (one thread each) asleep on one
 // slot of a notify table, as that many watching processes would be.
-import { loadNative } from "../../native/loader.js";
+import { loadNative } from "../../native/index.js";
 
 const [table, slotText, countText] = process.argv.slice(2) as [string, string, string];
 const native = loadNative();

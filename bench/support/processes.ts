@@ -77,7 +77,7 @@ export async function startBroker(socket: string): Promise<{ pid: number; stop()
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   // At log level warn there is no ready line: wait until the socket answers.
-  const { socketIsLive } = await import("../../daemon/transports/unix-socket-server.js");
+  const { socketIsLive } = await import("../../daemon/index.js");
   for (let i = 0; i < 200 && !(await socketIsLive(socket)); i++) {
     if (child.exitCode !== null) throw new Error(`broker exited: ${stderr}`);
     await new Promise((r) => setTimeout(r, 25));

@@ -1,7 +1,7 @@
 // macOS: notify_register_dispatch through the addon; the state is notifyd's.
 
 import { XpcbusError } from "../errors.js";
-import { loadNative, type NativeNotifyDispatchWatcher } from "../../native/loader.js";
+import { loadNative, type NativeNotifyDispatchWatcher } from "../../native/index.js";
 import type { NotifyBackend, NotifyToken } from "./notify-backend.js";
 
 type DarwinNotify = NonNullable<ReturnType<typeof loadNative>["DarwinNotify"]>;

@@ -3,7 +3,7 @@
 // client through a native thread or queue, coalesced, and cost nothing while
 // nothing is posted.
 
-import type { NotifyInfo } from "../protocol/messages.js";
+import type { NotifyInfo } from "../../protocol/index.js";
 import { DarwinNotifyBackend } from "./darwin-backend.js";
 import { TableNotifyBackend } from "./table-backend.js";
 

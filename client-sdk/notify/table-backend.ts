@@ -1,7 +1,7 @@
 // Linux: the broker's notify table, mapped read-only, and one native waiter.
 
 import { XpcbusError } from "../errors.js";
-import { loadNative, type NativeNotifyTableReader, type NativeNotifyWaiter } from "../../native/loader.js";
+import { loadNative, type NativeNotifyTableReader, type NativeNotifyWaiter } from "../../native/index.js";
 import type { NotifyBackend, NotifyRegistrationInfo, NotifyToken } from "./notify-backend.js";
 
 /**

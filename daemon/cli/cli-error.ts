@@ -2,7 +2,7 @@
 
 import { statSync } from "node:fs";
 import { dirname } from "node:path";
-import { XpcbusError } from "../../client-sdk/errors.js";
+import { XpcbusError } from "../../client-sdk/index.js";
 import { EXIT_ERROR, EXIT_UNREACHABLE, EXIT_USAGE } from "./exit-codes.js";
 
 /** An error the CLI reports as-is, with its own exit code. */

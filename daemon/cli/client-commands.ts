@@ -2,11 +2,11 @@
 // stdout, one line per item; diagnostics go to stderr.
 
 import { createInterface } from "node:readline";
-import { connect } from "../../client-sdk/connect.js";
-import type { Client } from "../../client-sdk/client.js";
-import type { BrokerStatus } from "../../client-sdk/protocol/messages.js";
-import { XpcbusError, InvalidSubjectError } from "../../client-sdk/errors.js";
-import { subjectProblem } from "../../client-sdk/protocol/subject.js";
+import { connect } from "../../client-sdk/index.js";
+import type { Client } from "../../client-sdk/index.js";
+import type { BrokerStatus } from "../../protocol/index.js";
+import { XpcbusError, InvalidSubjectError } from "../../client-sdk/index.js";
+import { subjectProblem } from "../../protocol/index.js";
 import { CliError, describe, exitCodeOf, ReportedFailure } from "./cli-error.js";
 import { EXIT_ERROR, EXIT_USAGE } from "./exit-codes.js";
 import { messageLine, parseData, payloadText, printLine } from "./output.js";

@@ -1,6 +1,6 @@
 // `xpcbus daemon`: the broker in the foreground, until SIGINT or SIGTERM.
 
-import { InvalidArgumentError, XpcbusError } from "../../client-sdk/errors.js";
+import { InvalidArgumentError, XpcbusError } from "../../client-sdk/index.js";
 import type { BrokerLimitOptions } from "../core/options.js";
 import { DEFAULT_BROKER_LIMITS } from "../core/options.js";
 import { startDaemon } from "../daemon-process.js";

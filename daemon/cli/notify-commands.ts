@@ -1,7 +1,7 @@
 // `xpcbus notify post|wait|check|state` (notifyutil's verbs, through the
 // broker) and `xpcbus watch <subject>`: one line per wake-up.
 
-import { connect } from "../../client-sdk/connect.js";
+import { connect } from "../../client-sdk/index.js";
 import { CliError } from "./cli-error.js";
 import { EXIT_ERROR, EXIT_USAGE } from "./exit-codes.js";
 import { payloadText, printLine } from "./output.js";

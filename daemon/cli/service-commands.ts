@@ -3,10 +3,10 @@
 // file writes and commands; --dry-run prints it without running anything.
 
 import { homedir } from "node:os";
-import { currentProgram } from "../../launchd/program.js";
-import { launchdJob, launchdPlist } from "../../launchd/launchd-plist.js";
-import { serviceNames, type ServiceScope } from "../../launchd/service-names.js";
-import { systemdUnits } from "../../launchd/systemd-units.js";
+import { currentProgram } from "../../launchd/index.js";
+import { launchdJob, launchdPlist } from "../../launchd/index.js";
+import { serviceNames, type ServiceScope } from "../../launchd/index.js";
+import { systemdUnits } from "../../launchd/index.js";
 import {
   launchdInstallPlan,
   launchdStatusPlan,
@@ -15,7 +15,7 @@ import {
   systemdInstallPlan,
   systemdUninstallPlan,
   type Step,
-} from "../../launchd/installer.js";
+} from "../../launchd/index.js";
 import { DEFAULT_LOG_LEVEL, parseLogLevel } from "../logger.js";
 import { CliError } from "./cli-error.js";
 import { printLine } from "./output.js";

@@ -18,10 +18,10 @@ import type {
   UnsubOp,
   UnwatchOp,
   WatchOp,
-} from "../../client-sdk/protocol/messages.js";
-import { postingProblem } from "../../client-sdk/protocol/notify-name.js";
-import { INBOX_PREFIX, PROTOCOL_VERSION } from "../../client-sdk/protocol/limits.js";
-import { subjectMatches, subjectProblem } from "../../client-sdk/protocol/subject.js";
+} from "../../protocol/index.js";
+import { postingProblem } from "../../protocol/index.js";
+import { INBOX_PREFIX, PROTOCOL_VERSION } from "../../protocol/index.js";
+import { subjectMatches, subjectProblem } from "../../protocol/index.js";
 import type { Notifier } from "./notifier.js";
 import { describeExe, evaluate, permits, type CodeSigningCheck, type Policy, type Right } from "./policy.js";
 import { parseLimits, type BrokerLimitOptions } from "./options.js";

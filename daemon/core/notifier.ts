@@ -3,8 +3,8 @@
 // (daemon/notify/: a shared table on Linux, notify(3) on macOS) does the rest.
 // Like transports, it is given to the core, which never touches its files.
 
-import type { WireErrorCode } from "../../client-sdk/errors.js";
-import type { NotifyInfo } from "../../client-sdk/protocol/messages.js";
+import type { WireErrorCode } from "../../client-sdk/index.js";
+import type { NotifyInfo } from "../../protocol/index.js";
 
 export interface NotifyRegistration {
   /** Linux: the name's slot in the table, and the hash stored there. */

@@ -3,12 +3,12 @@
 // Unknown fields are ignored so that newer clients can add optional ones
 // (docs/PROTOCOL.md, "Versioning").
 
-import type { WireErrorCode } from "../../client-sdk/errors.js";
-import { CLIENT_OPS, PAYLOAD_ENCODINGS } from "../../client-sdk/protocol/messages.js";
-import type { ClientOp, ClientOpName, PayloadEncoding } from "../../client-sdk/protocol/messages.js";
-import { INBOX_PREFIX, MAX_CLIENT_NAME_BYTES, MAX_ID } from "../../client-sdk/protocol/limits.js";
-import { queueNameProblem, subjectProblem } from "../../client-sdk/protocol/subject.js";
-import { notifyNameProblem } from "../../client-sdk/protocol/notify-name.js";
+import type { WireErrorCode } from "../../client-sdk/index.js";
+import { CLIENT_OPS, PAYLOAD_ENCODINGS } from "../../protocol/index.js";
+import type { ClientOp, ClientOpName, PayloadEncoding } from "../../protocol/index.js";
+import { INBOX_PREFIX, MAX_CLIENT_NAME_BYTES, MAX_ID } from "../../protocol/index.js";
+import { queueNameProblem, subjectProblem } from "../../protocol/index.js";
+import { notifyNameProblem } from "../../protocol/index.js";
 import type { BrokerLimitOptions } from "./options.js";
 
 export interface OpFault {

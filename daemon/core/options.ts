@@ -1,7 +1,7 @@
 // The broker core's options: every table and queue bound is named here, with
 // its default and why (docs/PROTOCOL.md, "Limits", repeats them for clients).
 
-import { InvalidArgumentError } from "../../client-sdk/errors.js";
+import { InvalidArgumentError } from "../../client-sdk/index.js";
 import {
   DEFAULT_MAX_FRAME_BYTES,
   DEFAULT_MAX_PAYLOAD_BYTES,
@@ -9,7 +9,7 @@ import {
   MAX_REQUEST_TIMEOUT_MS,
   MAX_SUBJECT_BYTES,
   MAX_SUBJECT_TOKENS,
-} from "../../client-sdk/protocol/limits.js";
+} from "../../protocol/index.js";
 
 export interface BrokerLimitOptions {
   /** Largest frame body a peer may send, in bytes. */

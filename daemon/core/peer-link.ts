@@ -3,7 +3,7 @@
 // core then talks to the peer only through it. The core never sees a socket
 // or an XPC connection.
 
-import type { BrokerMsg } from "../../client-sdk/protocol/messages.js";
+import type { BrokerMsg } from "../../protocol/index.js";
 
 /** Who is on the other end, as the transport established it at connect time. */
 export interface PeerIdentity {

@@ -2,8 +2,8 @@
 // chosen responder and one timer. Whichever comes first settles it: the
 // responder's reply, the timeout, or either peer going away.
 
-import { INBOX_PREFIX } from "../../client-sdk/protocol/limits.js";
-import type { PayloadEncoding } from "../../client-sdk/protocol/messages.js";
+import { INBOX_PREFIX } from "../../protocol/index.js";
+import type { PayloadEncoding } from "../../protocol/index.js";
 import type { Session } from "./session.js";
 
 interface PendingRequest {

@@ -5,7 +5,7 @@
 // restoring state needs and which `seq` cannot give across subjects (§9.6).
 
 import { LRUCache } from "lru-cache";
-import type { PayloadEncoding } from "../../client-sdk/protocol/messages.js";
+import type { PayloadEncoding } from "../../protocol/index.js";
 
 export interface RetainedValue {
   readonly subject: string;

@@ -3,9 +3,9 @@
 // fields checked) before the broker acts on it.
 
 import type { Logger } from "pino";
-import type { WireErrorCode } from "../../client-sdk/errors.js";
-import type { BrokerMsg, ClientOp } from "../../client-sdk/protocol/messages.js";
-import { PROTOCOL_VERSION } from "../../client-sdk/protocol/limits.js";
+import type { WireErrorCode } from "../../client-sdk/index.js";
+import type { BrokerMsg, ClientOp } from "../../protocol/index.js";
+import { PROTOCOL_VERSION } from "../../protocol/index.js";
 import { parseClientOp } from "./op-parser.js";
 import type { BrokerLimitOptions } from "./options.js";
 import { Outbound, type PeerInbound, type PeerLink } from "./peer-link.js";

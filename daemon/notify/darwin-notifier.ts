@@ -4,9 +4,9 @@
 // name it sets state on, bounded (least recently posted released first).
 
 import { LRUCache } from "lru-cache";
-import type { NotifyInfo } from "../../client-sdk/protocol/messages.js";
-import { subjectNotifyName } from "../../client-sdk/protocol/notify-name.js";
-import { loadNative, type NativeNotifyPoster } from "../../native/loader.js";
+import type { NotifyInfo } from "../../protocol/index.js";
+import { subjectNotifyName } from "../../protocol/index.js";
+import { loadNative, type NativeNotifyPoster } from "../../native/index.js";
 import type { Notifier, NotifyRefusal, NotifyRegistration } from "../core/notifier.js";
 
 export class DarwinNotifier implements Notifier {

@@ -6,9 +6,9 @@
 
 import { unlinkSync } from "node:fs";
 import { LRUCache } from "lru-cache";
-import type { NotifyInfo } from "../../client-sdk/protocol/messages.js";
-import { notifyNameHash, subjectNotifyName } from "../../client-sdk/protocol/notify-name.js";
-import { loadNative, type NativeNotifyTableWriter } from "../../native/loader.js";
+import type { NotifyInfo } from "../../protocol/index.js";
+import { notifyNameHash, subjectNotifyName } from "../../protocol/index.js";
+import { loadNative, type NativeNotifyTableWriter } from "../../native/index.js";
 import type { Notifier, NotifyRefusal, NotifyRegistration } from "../core/notifier.js";
 
 interface SlotEntry {

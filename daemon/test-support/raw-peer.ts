@@ -1,7 +1,7 @@
 // A peer that speaks the wire protocol by hand over a raw Unix socket, to
 // send what no well-behaved client would.
 import { createConnection, type Socket } from "node:net";
-import { encodeFrame, FrameDecoder } from "../../client-sdk/protocol/frame-codec.js";
+import { encodeFrame, FrameDecoder } from "../../protocol/index.js";
 
 export class RawPeer {
   readonly socket: Socket;

@@ -3,7 +3,7 @@
 
 import type { Socket } from "node:net";
 import type { Logger } from "pino";
-import { loadNative } from "../../native/loader.js";
+import { loadNative } from "../../native/index.js";
 import type { PeerIdentity } from "../core/peer-link.js";
 
 const UNKNOWN: PeerIdentity = { pid: null, uid: null, gid: null, exe: null, exeVerified: false, method: "none" };

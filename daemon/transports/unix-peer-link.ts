@@ -1,8 +1,8 @@
 // One accepted Unix socket as the broker core sees it: frames in, frames out.
 
 import type { Socket } from "node:net";
-import type { BrokerMsg } from "../../client-sdk/protocol/messages.js";
-import { encodeFrame, FrameDecoder } from "../../client-sdk/protocol/frame-codec.js";
+import type { BrokerMsg } from "../../protocol/index.js";
+import { encodeFrame, FrameDecoder } from "../../protocol/index.js";
 import type { Outbound, PeerIdentity, PeerInbound, PeerLink, WireEncoder } from "../core/peer-link.js";
 import { OutboundQueue } from "./outbound-queue.js";
 

@@ -6,9 +6,9 @@
 // xpc_dictionary_create_reply, as XPC clients expect.
 
 import type { Logger } from "pino";
-import type { BrokerMsg } from "../../client-sdk/protocol/messages.js";
-import { XpcbusError } from "../../client-sdk/errors.js";
-import { loadNative, type NativeXpcEvent, type NativeXpcListener, type NativeXpcObject } from "../../native/loader.js";
+import type { BrokerMsg } from "../../protocol/index.js";
+import { XpcbusError } from "../../client-sdk/index.js";
+import { loadNative, type NativeXpcEvent, type NativeXpcListener, type NativeXpcObject } from "../../native/index.js";
 import type { Outbound, PeerIdentity, PeerInbound, PeerLink, WireEncoder } from "../core/peer-link.js";
 import type { BrokerAttachment, ServerTransport } from "./server-transport.js";
 

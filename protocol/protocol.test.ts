@@ -1,9 +1,9 @@
 // Subjects, framing and payload encodings: table-driven unit tests.
 import { describe, expect, it } from "vitest";
-import { subjectMatches, subjectProblem, queueNameProblem } from "./protocol/subject.js";
-import { encodeFrame, FrameDecoder } from "./protocol/frame-codec.js";
-import { decodePayload, encodePayload } from "./protocol/payload.js";
-import { MAX_SUBJECT_BYTES, MAX_SUBJECT_TOKENS } from "./protocol/limits.js";
+import { subjectMatches, subjectProblem, queueNameProblem } from "./subject.js";
+import { encodeFrame, FrameDecoder } from "./frame-codec.js";
+import { decodePayload, encodePayload } from "./payload.js";
+import { MAX_SUBJECT_BYTES, MAX_SUBJECT_TOKENS } from "./limits.js";
 
 describe("subject validation", () => {
   const valid: Array<[string, boolean]> = [

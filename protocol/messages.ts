@@ -1,7 +1,7 @@
 // The protocol's messages as TypeScript types: one map per frame, keyed as in
 // docs/PROTOCOL.md. Fields are short because every frame carries them.
 
-import type { WireErrorCode } from "../errors.js";
+import type { WireErrorCode } from "./errors.js";
 
 /** How a payload's bytes are to be read back (docs/PROTOCOL.md, "Payload encodings"). */
 export type PayloadEncoding = "bytes" | "text" | "json";

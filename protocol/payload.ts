@@ -2,7 +2,7 @@
 // gets back what was sent: bytes as bytes, a string as a string, a JSON-able
 // value as that value (docs/PROTOCOL.md, "Payload encodings").
 
-import { InvalidArgumentError } from "../errors.js";
+import { InvalidArgumentError } from "./errors.js";
 import type { PayloadEncoding } from "./messages.js";
 
 /** What an application may publish. */

@@ -6,3 +6,4 @@ export * from "./messages.js";
 export { encodeFrame, decodeFrameBody, FrameDecoder, type FrameFault } from "./frame-codec.js";
 export { encodePayload, decodePayload, type Payload, type JsonValue, type EncodedPayload } from "./payload.js";
 export * from "./notify-name.js";
+export * from "./errors.js";
