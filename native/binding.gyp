@@ -13,10 +13,28 @@
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-fno-exceptions"],
       "conditions": [
         ["OS=='linux'", {
-          "sources": ["src/linux/peer_credentials.cc", "src/linux/notify_table.cc"]
+          "sources": [
+            "src/linux/peer_credentials.cc",
+            "src/linux/platform.cc",
+            "src/linux/table_mapping.cc",
+            "src/linux/native_thread.cc",
+            "src/linux/notify_table_writer.cc",
+            "src/linux/notify_table_reader.cc",
+            "src/linux/notify_waiter.cc"
+          ]
         }],
         ["OS=='mac'", {
-          "sources": ["src/apple/peer_credentials.cc", "src/apple/notify_center.cc", "src/apple/xpc_value.cc", "src/apple/xpc_transport.cc"],
+          "sources": [
+            "src/apple/peer_credentials.cc",
+            "src/apple/audit_token.cc",
+            "src/apple/platform.cc",
+            "src/apple/notify_center.cc",
+            "src/apple/xpc_value.cc",
+            "src/apple/xpc_shared.cc",
+            "src/apple/xpc_listener.cc",
+            "src/apple/xpc_client.cc",
+            "src/apple/code_signing.cc"
+          ],
           "libraries": ["-lbsm", "-framework CoreFoundation", "-framework Security"],
           "xcode_settings": {
             "CLANG_CXX_LANGUAGE_STANDARD": "c++17",

@@ -21,6 +21,28 @@ if ! command -v clang >/dev/null 2>&1; then
   echo "check:apple skipped: clang is not installed (apt-get install -y clang)"
   exit 0
 fi
+# Every .cc under src/ is built by exactly the half of binding.gyp it belongs
+# to (src/*.cc by both), and every source listed there exists: a file checked
+# here but never built, or built but never checked, fails.
+node - "$root/native" <<'JS' || exit 1
+const { readFileSync, readdirSync } = require("node:fs");
+const dir = process.argv[2];
+const gyp = JSON.parse(readFileSync(`${dir}/binding.gyp`, "utf8").replace(/^\s*#.*$/gm, ""));
+const target = gyp.targets[0];
+const half = (os) => target.conditions.find(([cond]) => cond === `OS=='${os}'`)[1].sources;
+const listed = { "": target.sources, apple: half("mac"), linux: half("linux") };
+const problems = [];
+for (const [sub, sources] of Object.entries(listed)) {
+  const prefix = sub === "" ? "src/" : `src/${sub}/`;
+  const present = readdirSync(`${dir}/${prefix}`).filter((f) => f.endsWith(".cc")).map((f) => prefix + f);
+  for (const f of present) if (!sources.includes(f)) problems.push(`${f} is not in binding.gyp's ${sub === "" ? "shared" : sub} sources`);
+  for (const f of sources) if (f.startsWith(prefix) && !present.includes(f)) problems.push(`binding.gyp lists ${f}, which does not exist`);
+}
+if (problems.length > 0) {
+  console.error(`check:apple: binding.gyp and native/src disagree:\n  ${problems.join("\n  ")}`);
+  process.exit(1);
+}
+JS
 # Mirror binding.gyp's defines and include path; the XPC C example too (the
 # notify table example is Linux-only).
 exec bash "$checker" -p "$root" -x '*/linux/*' "$root/native/src" "$root/docs/examples/xpc-client.c" -- \

@@ -5,7 +5,7 @@ import { createRequire } from "node:module";
 import { existsSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { XpcbusError } from "../client-sdk/errors.js";
+import { NativeError } from "./native-error.js";
 
 export interface NativePeerCredentials {
   pid: number | null;
@@ -74,14 +74,56 @@ export interface NativeNotifyDispatchWatcher {
 /** An XPC object held by JS (an encoded message, an endpoint); released when collected. */
 export type NativeXpcObject = { readonly __xpcObject: unique symbol };
 
+/** An XPC peer's identity, read from its audit token when the listener accepted it. */
+export interface NativeXpcIdentity {
+  pid: number | null;
+  uid: number | null;
+  gid: number | null;
+  exe: string | null;
+  /** True when `exe` was read through the audit token (macOS 11+), so it is the peer's. */
+  exeVerified: boolean;
+  /** Why `exe` is null or not verified; null when it is verified. */
+  exeError: string | null;
+  /** "xpc_audit_token". */
+  method: string;
+  teamId: string | null;
+  auditToken: Uint8Array;
+}
+
+/**
+ * What the listener's code-signing check found for a new peer (only when it
+ * has a codeSigningRequirement). Data only: the native side refuses nobody;
+ * daemon/core/policy.ts's codeSigningRefusal() decides.
+ */
+export interface NativeXpcCodeSigning {
+  /** The requirement checked: the listener's codeSigningRequirement. */
+  requirement: string;
+  /** False when the requirement itself did not parse (SecRequirementCreateWithString). */
+  requirementParsed: boolean;
+  /** Whether the peer's code satisfies it (SecCodeCheckValidity through its audit token). */
+  satisfied: boolean;
+  /** The Security framework's OSStatus: 0 when satisfied, else the first failing call's. */
+  osStatus: number;
+  /** macOS 12+: XPC enforces the requirement on the peer's later messages (armed only on a peer that passed). */
+  enforcedByXpc: boolean;
+}
+
 /** What an XPC listener or client reports, on the JS thread. */
 export interface NativeXpcEvent {
+  /**
+   * Listener: peer (accepted; `identity`, and `codeSigning` when there is a
+   * requirement), message, fault (an unreadable message), gone, refused (XPC
+   * refused the peer's message: its code no longer satisfies the requirement,
+   * XPC_ERROR_PEER_CODE_SIGNING_REQUIREMENT), drain, invalid. Client: message,
+   * reply, fault, interrupted, invalid.
+   */
   kind: "peer" | "message" | "gone" | "refused" | "fault" | "drain" | "invalid" | "reply" | "interrupted";
   peer?: number;
   replyToken?: number;
   message?: Record<string, unknown>;
   reason?: string;
-  identity?: { pid: number | null; uid: number | null; gid: number | null; exe: string | null; method: string; teamId?: string | null; auditToken?: Uint8Array };
+  identity?: NativeXpcIdentity;
+  codeSigning?: NativeXpcCodeSigning;
 }
 
 /** macOS: an XPC listener, for a mach service or anonymous (service null). */
@@ -156,7 +198,7 @@ export function nativeAddonPath(): string {
   const chosen = process.env[NATIVE_ADDON_ENV];
   if (chosen === undefined || chosen === "") return BUILT_ADDON_PATH;
   if (!isAbsolute(chosen)) {
-    throw new XpcbusError("native_unavailable", `$${NATIVE_ADDON_ENV} must be an absolute path to an xpcbus_native.node, not "${chosen}"`);
+    throw new NativeError("native_unavailable", `$${NATIVE_ADDON_ENV} must be an absolute path to an xpcbus_native.node, not "${chosen}"`);
   }
   return chosen;
 }
@@ -168,7 +210,7 @@ export function loadNative(): NativeAddon {
   const path = nativeAddonPath();
   const chosen = path === BUILT_ADDON_PATH ? "" : ` (chosen by $${NATIVE_ADDON_ENV})`;
   if (!existsSync(path)) {
-    throw new XpcbusError(
+    throw new NativeError(
       "native_unavailable",
       chosen === ""
         ? `the xpcbus native addon is not built (${path} is missing); run "npm install" or "npm run build" in the package`
@@ -178,7 +220,7 @@ export function loadNative(): NativeAddon {
   try {
     cached = createRequire(import.meta.url)(path) as NativeAddon;
   } catch (cause) {
-    throw new XpcbusError(
+    throw new NativeError(
       "native_unavailable",
       `the xpcbus native addon at ${path}${chosen} failed to load: ${(cause as Error).message}; rebuild it with "npm run build"`,
       { cause },

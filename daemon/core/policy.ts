@@ -90,6 +90,56 @@ function globToRegExp(glob: string): RegExp {
 /** Checks a code-signing requirement against a peer's audit token (macOS; given by the daemon). */
 export type CodeSigningCheck = (auditToken: Uint8Array, requirement: string) => boolean;
 
+/**
+ * What a transport's check of a new peer's code against the broker's
+ * code-signing requirement found (XPC peers on macOS: the native listener
+ * reports it as data and refuses nobody itself).
+ */
+export interface CodeSigningCheckResult {
+  /** The requirement checked. */
+  requirement: string;
+  /** False when the requirement itself does not parse. */
+  requirementParsed: boolean;
+  /** Whether the peer's code satisfies it. */
+  satisfied: boolean;
+  /** The Security framework's OSStatus: 0 when satisfied, else the first failing call's. */
+  osStatus: number;
+}
+
+/** The refusal of a peer by its code signature: sent as an `err` (no id), then the peer is closed. */
+export interface CodeSigningRefusal {
+  code: "code_signing_failed";
+  reason: string;
+}
+
+function codeSigningFailed(reason: string): CodeSigningRefusal {
+  return { code: "code_signing_failed", reason };
+}
+
+/**
+ * The broker's refusal of a new peer whose code fails its code-signing
+ * requirement (docs/PROTOCOL.md §14), or undefined when the peer goes on to
+ * the rules of the policy. With no requirement (undefined or "", which the
+ * listener does not check) nobody is refused here; with one, a peer whose
+ * check result is missing is refused rather than let through unchecked.
+ */
+export function codeSigningRefusal(requirement: string | undefined, result: CodeSigningCheckResult | undefined): CodeSigningRefusal | undefined {
+  if (requirement === undefined || requirement === "") return undefined;
+  if (result === undefined) return codeSigningFailed(`the peer's code was not checked against the code-signing requirement "${requirement}"`);
+  if (!result.requirementParsed) return codeSigningFailed(`the broker's code-signing requirement does not parse (OSStatus ${result.osStatus})`);
+  if (!result.satisfied) {
+    return codeSigningFailed(`the peer does not satisfy the code-signing requirement "${result.requirement}" (OSStatus ${result.osStatus})`);
+  }
+  return undefined;
+}
+
+/**
+ * The refusal of a peer that passed at connect and later stopped satisfying
+ * the requirement (macOS 12+: XPC enforces it on every message and reports
+ * XPC_ERROR_PEER_CODE_SIGNING_REQUIREMENT).
+ */
+export const CODE_SIGNING_LOST: Readonly<CodeSigningRefusal> = Object.freeze(codeSigningFailed("the peer no longer satisfies the code-signing requirement"));
+
 /** What mismatch() says of a rule that would fit but for an executable that could not be verified. */
 const UNVERIFIED_EXE = "unverified exe";
 

@@ -3,14 +3,21 @@
 // same process (TN3113). Each peer connection becomes a PeerLink; messages
 // arrive as maps (the value tree, converted natively) and leave as XPC
 // dictionaries encoded once per publish. Replies to `req` go back through
-// xpc_dictionary_create_reply, as XPC clients expect.
+// xpc_dictionary_create_reply, as XPC clients expect. The native listener
+// decides nothing: it reports each peer with its identity and what the
+// code-signing check found, and the refusal is made here (policy.ts,
+// codeSigningRefusal; docs/PROTOCOL.md §14).
 
 import type { Logger } from "pino";
-import type { BrokerMsg } from "../../protocol/index.js";
+import type { BrokerMsg, ErrMsg } from "../../protocol/index.js";
 import { XpcbusError } from "../../client-sdk/index.js";
-import { loadNative, type NativeXpcEvent, type NativeXpcListener, type NativeXpcObject } from "../../native/index.js";
+import { loadNative, type NativeAddon, type NativeXpcEvent, type NativeXpcListener, type NativeXpcObject } from "../../native/index.js";
 import type { Outbound, PeerIdentity, PeerInbound, PeerLink, WireEncoder } from "../core/peer-link.js";
+import { CODE_SIGNING_LOST, codeSigningRefusal, type CodeSigningRefusal } from "../core/policy.js";
 import type { BrokerAttachment, ServerTransport } from "./server-transport.js";
+
+/** The part of the addon this transport uses. */
+export type XpcNative = Pick<NativeAddon, "XpcListener" | "xpcEncode">;
 
 export interface XpcServerOptions {
   /** Mach service name (from the launchd job's MachServices), or null for an anonymous listener. */
@@ -20,10 +27,15 @@ export interface XpcServerOptions {
   logger: Logger;
   /** Called when launchd says the job will be terminated (XPC_ERROR_TERMINATION_IMMINENT). */
   onDrain?: () => void;
+  /**
+   * The addon's XPC half; loadNative()'s by default. Tests give an object
+   * with a fake XpcListener here, to drive this transport's logic on Linux.
+   */
+  native?: XpcNative;
 }
 
-function xpcEncoder(): WireEncoder<NativeXpcObject> {
-  const { xpcEncode } = loadNative();
+function xpcEncoder(native: XpcNative): WireEncoder<NativeXpcObject> {
+  const { xpcEncode } = native;
   if (xpcEncode === undefined) throw new XpcbusError("transport_unavailable", "this build of the addon has no XPC (macOS only)");
   return { encode: (message: BrokerMsg) => xpcEncode(message), sizeOf: () => 0 };
 }
@@ -84,11 +96,12 @@ export class XpcServerTransport implements ServerTransport {
   }
 
   async start(broker: BrokerAttachment): Promise<void> {
-    const { XpcListener } = loadNative();
+    const native = this.#options.native ?? loadNative();
+    const { XpcListener } = native;
     if (XpcListener === undefined) {
       throw new XpcbusError("transport_unavailable", "the XPC transport needs macOS; on Linux the broker listens on its Unix socket");
     }
-    const encoder = xpcEncoder();
+    const encoder = xpcEncoder(native);
     const listener = new XpcListener(this.#options.service, (event) => this.#onEvent(event, broker, encoder), {
       codeSigningRequirement: this.#options.codeSigningRequirement,
     });
@@ -125,14 +138,32 @@ export class XpcServerTransport implements ServerTransport {
     switch (event.kind) {
       case "peer": {
         const peer = event.peer as number;
+        // Before anything else, so a refused peer is told why even while the broker stops accepting.
+        const refusal = codeSigningRefusal(this.#options.codeSigningRequirement, event.codeSigning);
+        if (refusal !== undefined) {
+          this.#refuse(listener, encoder, peer, refusal, event.identity);
+          return;
+        }
         if (!this.#accepting) {
           listener.cancel(peer);
           return;
         }
         const native = event.identity;
         // Over XPC the path comes from the audit token (proc_pidpath_audittoken, macOS 11+; the
-        // deployment target is 13), so it is the connecting process's.
-        const identity = native === undefined ? { pid: null, uid: null, gid: null, exe: null, exeVerified: false, method: "none" } : { ...native, exeVerified: native.exe !== null };
+        // deployment target is 13), so it is the connecting process's: the addon says so in exeVerified.
+        const identity: PeerIdentity =
+          native === undefined
+            ? { pid: null, uid: null, gid: null, exe: null, exeVerified: false, method: "none" }
+            : {
+                pid: native.pid,
+                uid: native.uid,
+                gid: native.gid,
+                exe: native.exe,
+                exeVerified: native.exe !== null && native.exeVerified,
+                method: native.method,
+                teamId: native.teamId,
+                auditToken: native.auditToken,
+              };
         const link = new XpcPeerLink(listener, peer, identity, encoder);
         this.#peers.set(peer, { link, inbound: broker.attach(link) });
         return;
@@ -156,9 +187,12 @@ export class XpcServerTransport implements ServerTransport {
         if (this.#peers.size === 0) for (const resolve of this.#drainWaiters.splice(0)) resolve();
         return;
       }
-      case "refused":
-        log.warn({ identity: event.identity, reason: event.reason }, "XPC peer refused");
+      case "refused": {
+        // XPC refused a message of this peer: its code no longer satisfies the requirement.
+        const peer = event.peer as number;
+        this.#refuse(listener, encoder, peer, CODE_SIGNING_LOST, this.#peers.get(peer)?.link.identity);
         return;
+      }
       case "drain":
         log.info("launchd says termination is imminent: draining");
         this.#options.onDrain?.();
@@ -169,5 +203,16 @@ export class XpcServerTransport implements ServerTransport {
       default:
         return;
     }
+  }
+
+  /** Tells the peer why with an `err` (no id), then closes it: the one refusal by code signature. */
+  #refuse(listener: NativeXpcListener, encoder: WireEncoder<NativeXpcObject>, peer: number, refusal: CodeSigningRefusal, identity: unknown): void {
+    this.#options.logger.warn({ identity, reason: refusal.reason }, "XPC peer refused");
+    const err: ErrMsg = { op: "err", code: refusal.code, reason: refusal.reason };
+    listener.send(peer, encoder.encode(err));
+    // Cancelled after what was sent to it, so it reads the err rather than only seeing INTERRUPTED.
+    const entry = this.#peers.get(peer);
+    if (entry !== undefined) entry.link.close();
+    else listener.cancel(peer);
   }
 }

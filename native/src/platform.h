@@ -1,6 +1,6 @@
 // What each platform half adds to the addon's exports besides peer
-// credentials (the notify center: linux/notify_table.cc, apple/notify_center.cc),
-// and what both halves share.
+// credentials (linux/platform.cc: the notify table; apple/platform.cc: XPC
+// and notify(3)), and what both halves share.
 #pragma once
 
 #include <napi.h>

@@ -8,6 +8,8 @@
 // notify_register_dispatch on a private serial queue; the handler records the
 // token and signals the JS thread through a ThreadSafeFunction, at most one
 // call pending, so bursts coalesce. The XPC/dispatch queue never waits on JS.
+#include "apple/notify_center.h"
+
 #include "napi_args.h"
 #include "platform.h"
 
@@ -314,10 +316,7 @@ class NotifyDispatchWatcher : public Napi::ObjectWrap<NotifyDispatchWatcher> {
   std::set<int> tokens_;
 };
 
-void InitXpc(Napi::Env env, Napi::Object exports);  // apple/xpc_transport.cc
-
-void InitPlatform(Napi::Env env, Napi::Object exports) {
-  InitXpc(env, exports);
+void InitNotifyCenter(Napi::Env env, Napi::Object exports) {
   Napi::Object darwin = Napi::Object::New(env);
   darwin.Set("registerCheck", Napi::Function::New(env, RegisterCheck, "registerCheck"));
   darwin.Set("check", Napi::Function::New(env, Check, "check"));

@@ -1,0 +1,116 @@
+// The XPC transport's client connection, mechanically: to a mach service, or
+// to an anonymous listener's endpoint. Messages, replies and the
+// connection's errors go to JS as events; what they mean is decided in
+// client-sdk/xpc-client-transport.ts.
+#include "apple/xpc_client.h"
+
+#include <string>
+
+#include "apple/xpc_shared.h"
+
+namespace xpcbus {
+
+Napi::Function XpcClient::Init(Napi::Env env) {
+  return DefineClass(env, "XpcClient",
+                     {InstanceMethod<&XpcClient::Send>("send"),
+                      InstanceMethod<&XpcClient::SendWithReply>("sendWithReply"),
+                      InstanceMethod<&XpcClient::Cancel>("cancel")});
+}
+
+XpcClient::XpcClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<XpcClient>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !(info[0].IsString() || info[0].IsExternal()) || !info[1].IsFunction()) {
+    Napi::TypeError::New(env, "new XpcClient(service | endpoint, onEvent, options?)").ThrowAsJavaScriptException();
+    return;
+  }
+  bool privileged = false;
+  if (info.Length() > 2 && info[2].IsObject()) {
+    Napi::Value v = info[2].As<Napi::Object>().Get("privileged");
+    privileged = v.IsBoolean() && v.As<Napi::Boolean>().Value();
+  }
+  sink_ = NewSink(env, info[1].As<Napi::Function>(), "xpcbus.xpc.client");
+  queue_ = dispatch_queue_create("io.xpcbus.xpc.client", DISPATCH_QUEUE_SERIAL);
+  if (info[0].IsString()) {
+    std::string service = info[0].As<Napi::String>().Utf8Value();
+    // PRIVILEGED only for a system daemon: it makes launchd look the name up in the system domain.
+    connection_ = xpc_connection_create_mach_service(service.c_str(), queue_, privileged ? XPC_CONNECTION_MACH_SERVICE_PRIVILEGED : 0);
+  } else {
+    xpc_endpoint_t endpoint = static_cast<xpc_endpoint_t>(info[0].As<Napi::External<void>>().Data());
+    connection_ = xpc_connection_create_from_endpoint(endpoint);
+    xpc_connection_set_target_queue(connection_, queue_);
+  }
+  std::shared_ptr<EventSink> sink = sink_;
+  xpc_connection_set_event_handler(connection_, ^(xpc_object_t event) {
+    std::shared_ptr<Event> e;
+    if (xpc_get_type(event) == XPC_TYPE_DICTIONARY) {
+      std::string error;
+      e = MessageEvent("message", 0, event, &error);
+      if (!e) {
+        e = std::make_shared<Event>();
+        e->kind = "fault";
+        e->reason = error;
+      }
+    } else if (event == XPC_ERROR_CONNECTION_INTERRUPTED) {
+      e = std::make_shared<Event>();
+      e->kind = "interrupted";
+      e->reason = "the broker's connection was interrupted (it exited or restarted)";
+    } else if (event == XPC_ERROR_CONNECTION_INVALID) {
+      e = std::make_shared<Event>();
+      e->kind = "invalid";
+      e->reason = "the XPC connection is invalid (no such service, or it was cancelled)";
+    } else {
+      return;
+    }
+    sink->Emit(e);
+  });
+  xpc_connection_resume(connection_);
+}
+
+XpcClient::~XpcClient() { Shutdown(); }
+
+bool XpcClient::Encoded(const Napi::CallbackInfo& info, xpc_object_t* out) {
+  if (connection_ == nullptr) {
+    Napi::Error::New(info.Env(), "the XPC connection is closed").ThrowAsJavaScriptException();
+    return false;
+  }
+  return EncodeMap(info, "XPC message", out);
+}
+
+Napi::Value XpcClient::Send(const Napi::CallbackInfo& info) {
+  xpc_object_t message;
+  if (!Encoded(info, &message)) return info.Env().Undefined();
+  xpc_connection_send_message(connection_, message);
+  xpc_release(message);
+  return info.Env().Undefined();
+}
+
+// sendWithReply(message): the reply arrives as a { kind: "reply" } event.
+Napi::Value XpcClient::SendWithReply(const Napi::CallbackInfo& info) {
+  xpc_object_t message;
+  if (!Encoded(info, &message)) return info.Env().Undefined();
+  std::shared_ptr<EventSink> sink = sink_;
+  xpc_connection_send_message_with_reply(connection_, message, queue_, ^(xpc_object_t reply) {
+    if (xpc_get_type(reply) != XPC_TYPE_DICTIONARY) return;  // errors reach the event handler too
+    std::string error;
+    std::shared_ptr<Event> e = MessageEvent("reply", 0, reply, &error);
+    if (e) sink->Emit(e);
+  });
+  xpc_release(message);
+  return info.Env().Undefined();
+}
+
+void XpcClient::Shutdown() {
+  if (connection_ == nullptr) return;
+  sink_->Close();
+  xpc_connection_cancel(connection_);
+  xpc_release(connection_);
+  connection_ = nullptr;
+  dispatch_release(queue_);
+}
+
+Napi::Value XpcClient::Cancel(const Napi::CallbackInfo& info) {
+  Shutdown();
+  return info.Env().Undefined();
+}
+
+}  // namespace xpcbus
