@@ -13,7 +13,7 @@ import { loadNative } from "../native/index.js";
 import type { BrokerLimitOptions } from "./core/options.js";
 import { fileSequenceFloor } from "./sequence-file.js";
 import { prepareSocketDir } from "./socket-dir.js";
-import { UnixSocketServer } from "./transports/unix-socket-server.js";
+import { UnixServerTransport } from "./transports/unix-server-transport.js";
 import { DEFAULT_SERVICE_NAME, notifyNameProblem } from "../protocol/index.js";
 import { InvalidArgumentError } from "../client-sdk/index.js";
 import { parseLimits } from "./core/options.js";
@@ -95,7 +95,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const limits = parseLimits(options.limits);
   const inheritedFd = takeActivationSocket(options.env ?? process.env);
   if (inheritedFd !== undefined) log.info({ fd: inheritedFd, socket: path }, "using the listening socket from systemd (socket activation)");
-  const transport = new UnixSocketServer({
+  const transport = new UnixServerTransport({
     path,
     socketMode: options.socketMode,
     maxFrameBytes: limits.maxFrameBytes,
@@ -108,6 +108,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const broker = new Broker({
     limits,
     logger: log,
+    pid: process.pid,
     sequenceFloor: fileSequenceFloor(options.stateFile ?? `${path}.seq`, log),
     notifier,
     slowConsumer: options.slowConsumer,

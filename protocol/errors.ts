@@ -44,9 +44,14 @@ export const WIRE_ERROR_CODES = [
 export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
 
 /**
- * Codes raised only inside the SDK, never sent by the broker in `err`.
+ * Codes raised only inside a process (the SDK, the daemon, the native
+ * loader), never sent by the broker in `err`.
  * `responder_error` travels between SDKs inside a reply's payload
  * (docs/PROTOCOL.md, Appendix A, "Responder errors"), not as a broker code.
+ * `native_unavailable`: the addon, or the part of it asked for, is missing
+ * (not built, not this platform). `native_failed`: a call into the addon
+ * failed, usually a system call; the NativeError (native/native-error.ts)
+ * carries its `errno`.
  */
 export type LocalErrorCode =
   | "not_connected"
@@ -56,6 +61,7 @@ export type LocalErrorCode =
   | "buffer_full"
   | "invalid_argument"
   | "native_unavailable"
+  | "native_failed"
   | "broker_running"
   | "socket_unusable"
   | "transport_unavailable"

@@ -22,6 +22,13 @@ export interface NotifyRefusal {
 export interface Notifier {
   /** What `welcome.notify` tells clients. */
   readonly info: NotifyInfo;
+  /**
+   * The subject a notification name stands for: `<prefix>.<subject>` under
+   * this notifier's prefix, with a valid concrete subject; undefined for any
+   * other name. The core derives a name's starting state and the right to
+   * watch it from this, and never parses names itself.
+   */
+  subjectOf(name: string): string | undefined;
   /** After every publish: post `<prefix>.<subject>` with state = seq. Must be cheap when nobody watches. */
   published(subject: string, seq: number): void;
   /** A peer's interest in `name` (counted once per peer); `initial` is the state to start from when the name is new. */

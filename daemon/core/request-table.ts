@@ -23,7 +23,7 @@ export class RequestTable {
     return this.#pending.size;
   }
 
-  /** Registers a request; `onTimeout` runs if nothing settles it within `timeoutMs`. */
+  /** Registers a request; the requester is told `timeout` if nothing settles it within `timeoutMs`. */
   open(requester: Session, responder: Session, id: number, subject: string, timeoutMs: number): string {
     this.#counter = (this.#counter + 1) % Number.MAX_SAFE_INTEGER;
     // The requester's peer id keeps inboxes readable in logs; the counter keeps them unique.
@@ -35,8 +35,8 @@ export class RequestTable {
     timer.unref();
     const pending: PendingRequest = { inbox, id, subject, requester, responder, timer };
     this.#pending.set(inbox, pending);
-    requester.requesting.set(inbox, pending);
-    responder.answering.set(inbox, pending);
+    requester.addRequesting(inbox);
+    responder.addAnswering(inbox);
     return inbox;
   }
 
@@ -61,8 +61,8 @@ export class RequestTable {
 
   /** Settles everything a vanished peer was part of. */
   dropPeer(session: Session): void {
-    for (const inbox of session.requesting.keys()) this.#settle(inbox);
-    for (const inbox of [...session.answering.keys()]) {
+    for (const inbox of session.requestingInboxes()) this.#settle(inbox);
+    for (const inbox of session.answeringInboxes()) {
       const pending = this.#pending.get(inbox);
       if (pending === undefined || !this.#settle(inbox)) continue;
       pending.requester.error(
@@ -83,8 +83,8 @@ export class RequestTable {
     if (pending === undefined) return false;
     clearTimeout(pending.timer);
     this.#pending.delete(inbox);
-    pending.requester.requesting.delete(inbox);
-    pending.responder.answering.delete(inbox);
+    pending.requester.removeRequesting(inbox);
+    pending.responder.removeAnswering(inbox);
     return true;
   }
 }

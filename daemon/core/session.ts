@@ -1,6 +1,8 @@
 // One Session per connected peer: its identity, subscriptions, requests and
 // counters, and the gate every inbound map passes through (hello first,
-// fields checked) before the broker acts on it.
+// fields checked) before the broker acts on it. The tables are the
+// session's own: the broker and the request table change them only through
+// the methods below, so what a peer holds is always what it is counted for.
 
 import type { Logger } from "pino";
 import type { WireErrorCode } from "../../client-sdk/index.js";
@@ -12,18 +14,17 @@ import { Outbound, type PeerInbound, type PeerLink } from "./peer-link.js";
 import type { IndexedSubscription } from "./subject-index.js";
 import type { Grant } from "./policy.js";
 
-export class Subscription implements IndexedSubscription<Session> {
+/**
+ * One `sub` as the broker routes it: what the SubjectIndex stores. (Not the
+ * SDK's Subscription, which is the client's handle on the messages.)
+ */
+export class SubscriptionEntry implements IndexedSubscription<Session> {
   constructor(
     readonly owner: Session,
     readonly sid: number,
     readonly subject: string,
     readonly queue: string | undefined,
   ) {}
-}
-
-/** A request waiting for its reply (see request-table.ts). */
-export interface PendingRequestRef {
-  readonly inbox: string;
 }
 
 /** What a Session needs from the broker: the op handlers and the cleanup on close. */
@@ -39,20 +40,20 @@ export class Session implements PeerInbound {
   readonly link: PeerLink;
   readonly log: Logger;
   readonly connectedAt = new Date();
-  readonly subscriptions = new Map<number, Subscription>();
-  /** Requests this peer made that await a reply, by inbox. */
-  readonly requesting = new Map<string, PendingRequestRef>();
-  /** Requests handed to this peer to answer, by inbox. */
-  readonly answering = new Map<string, PendingRequestRef>();
-  /** Notification names this peer watches. */
-  readonly watching = new Set<string>();
   /** What the policy lets this peer do, decided from its identity at connect (and again on a policy reload). */
   grant: Grant | undefined;
-  name = "";
-  msgsIn = 0;
-  bytesIn = 0;
-  msgsOut = 0;
-  dropped = 0;
+  readonly #subscriptions = new Map<number, SubscriptionEntry>();
+  /** Inboxes of requests this peer made that await a reply. */
+  readonly #requesting = new Set<string>();
+  /** Inboxes of requests handed to this peer to answer. */
+  readonly #answering = new Set<string>();
+  /** Notification names this peer watches. */
+  readonly #watching = new Set<string>();
+  #name = "";
+  #msgsIn = 0;
+  #bytesIn = 0;
+  #msgsOut = 0;
+  #dropped = 0;
   #greeted = false;
   #closed = false;
   readonly #host: SessionHost;
@@ -75,6 +76,131 @@ export class Session implements PeerInbound {
 
   get greeted(): boolean {
     return this.#greeted;
+  }
+
+  /** The name the peer gave in `hello` ("" if none). */
+  get name(): string {
+    return this.#name;
+  }
+
+  // ---- counters (status) ----
+
+  get msgsIn(): number {
+    return this.#msgsIn;
+  }
+
+  get bytesIn(): number {
+    return this.#bytesIn;
+  }
+
+  /** Messages handed to the link for this peer (deliveries, not answers). */
+  get msgsOut(): number {
+    return this.#msgsOut;
+  }
+
+  /** Messages the link dropped because the peer read too slowly. */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  countOut(): void {
+    this.#msgsOut++;
+  }
+
+  noteDropped(count: number): void {
+    this.#dropped += count;
+  }
+
+  // ---- subscriptions ----
+
+  get subscriptionCount(): number {
+    return this.#subscriptions.size;
+  }
+
+  subscription(sid: number): SubscriptionEntry | undefined {
+    return this.#subscriptions.get(sid);
+  }
+
+  /** In the order they were made. */
+  subscriptions(): IterableIterator<SubscriptionEntry> {
+    return this.#subscriptions.values();
+  }
+
+  addSubscription(entry: SubscriptionEntry): void {
+    this.#subscriptions.set(entry.sid, entry);
+  }
+
+  /** Removes and returns the subscription `sid`, if there is one. */
+  removeSubscription(sid: number): SubscriptionEntry | undefined {
+    const entry = this.#subscriptions.get(sid);
+    if (entry !== undefined) this.#subscriptions.delete(sid);
+    return entry;
+  }
+
+  /** Removes and returns every subscription (the peer is gone). */
+  takeSubscriptions(): SubscriptionEntry[] {
+    const all = [...this.#subscriptions.values()];
+    this.#subscriptions.clear();
+    return all;
+  }
+
+  // ---- requests (kept by request-table.ts) ----
+
+  /** Requests this peer made that await a reply. */
+  get requestingCount(): number {
+    return this.#requesting.size;
+  }
+
+  addRequesting(inbox: string): void {
+    this.#requesting.add(inbox);
+  }
+
+  removeRequesting(inbox: string): void {
+    this.#requesting.delete(inbox);
+  }
+
+  /** Inboxes of the requests this peer awaits replies to (a copy). */
+  requestingInboxes(): string[] {
+    return [...this.#requesting];
+  }
+
+  addAnswering(inbox: string): void {
+    this.#answering.add(inbox);
+  }
+
+  removeAnswering(inbox: string): void {
+    this.#answering.delete(inbox);
+  }
+
+  /** Inboxes of the requests this peer was given to answer (a copy). */
+  answeringInboxes(): string[] {
+    return [...this.#answering];
+  }
+
+  // ---- watches ----
+
+  get watchCount(): number {
+    return this.#watching.size;
+  }
+
+  isWatching(name: string): boolean {
+    return this.#watching.has(name);
+  }
+
+  addWatch(name: string): void {
+    this.#watching.add(name);
+  }
+
+  /** Whether the peer watched `name` (it no longer does). */
+  removeWatch(name: string): boolean {
+    return this.#watching.delete(name);
+  }
+
+  /** Removes and returns every watched name (the peer is gone). */
+  takeWatches(): string[] {
+    const all = [...this.#watching];
+    this.#watching.clear();
+    return all;
   }
 
   /** Sends one message to this peer alone. Returns the bytes waiting towards it. */
@@ -101,8 +227,8 @@ export class Session implements PeerInbound {
 
   message(map: Record<string, unknown>, wireBytes: number): void {
     if (this.#closed) return;
-    this.msgsIn++;
-    this.bytesIn += wireBytes;
+    this.#msgsIn++;
+    this.#bytesIn += wireBytes;
     const parsed = parseClientOp(map, this.#host.limits);
     if ("fault" in parsed) {
       const { code, reason, id, subject } = parsed.fault;
@@ -144,8 +270,8 @@ export class Session implements PeerInbound {
     }
     clearTimeout(this.#helloTimer);
     this.#greeted = true;
-    this.name = name ?? "";
-    this.log.info({ peerName: this.name }, "peer said hello");
+    this.#name = name ?? "";
+    this.log.info({ peerName: this.#name }, "peer said hello");
     this.#host.welcome(this, id);
   }
 }

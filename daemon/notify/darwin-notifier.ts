@@ -5,28 +5,37 @@
 
 import { LRUCache } from "lru-cache";
 import type { NotifyInfo } from "../../protocol/index.js";
-import { subjectNotifyName } from "../../protocol/index.js";
-import { loadNative, type NativeNotifyPoster } from "../../native/index.js";
+import { loadNative, NativeError, toNativeError, type NativeNotifyPoster } from "../../native/index.js";
 import type { Notifier, NotifyRefusal, NotifyRegistration } from "../core/notifier.js";
+import { NotifyPrefix } from "./notify-prefix.js";
 
 export class DarwinNotifier implements Notifier {
   readonly info: NotifyInfo;
   readonly #poster: NativeNotifyPoster;
-  readonly #prefix: string;
+  readonly #names: NotifyPrefix;
   readonly #tokens: LRUCache<string, true>;
 
   constructor(prefix: string, maxNames: number) {
     const { NotifyPoster } = loadNative();
-    if (NotifyPoster === undefined) throw new Error("this build of the addon has no notify(3) poster (macOS only)");
-    const poster = new NotifyPoster();
+    if (NotifyPoster === undefined) throw new NativeError("native_unavailable", "this build of the addon has no notify(3) poster (macOS only)");
+    let poster: NativeNotifyPoster;
+    try {
+      poster = new NotifyPoster();
+    } catch (error) {
+      throw toNativeError(error);
+    }
     this.#poster = poster;
-    this.#prefix = prefix;
+    this.#names = new NotifyPrefix(prefix);
     this.#tokens = new LRUCache({ max: maxNames, dispose: (_value, name) => poster.forget(name) });
     this.info = { mechanism: "notify(3)", prefix };
   }
 
+  subjectOf(name: string): string | undefined {
+    return this.#names.subjectOf(name);
+  }
+
   published(subject: string, seq: number): void {
-    this.post(subjectNotifyName(this.#prefix, subject), BigInt(seq));
+    this.post(this.#names.nameOf(subject), BigInt(seq));
   }
 
   watch(name: string, _initial: bigint): NotifyRegistration | NotifyRefusal {
@@ -37,13 +46,21 @@ export class DarwinNotifier implements Notifier {
 
   post(name: string, state: bigint | undefined): void {
     this.#tokens.set(name, true);
-    this.#poster.post(name, state ?? this.#poster.state(name));
+    try {
+      this.#poster.post(name, state ?? this.#poster.state(name));
+    } catch (error) {
+      throw toNativeError(error);
+    }
   }
 
   state(name: string): bigint {
     // Reading a state takes a token too: count it against the same bound.
     this.#tokens.set(name, true);
-    return this.#poster.state(name);
+    try {
+      return this.#poster.state(name);
+    } catch (error) {
+      throw toNativeError(error);
+    }
   }
 
   close(): void {

@@ -7,9 +7,10 @@
 import { unlinkSync } from "node:fs";
 import { LRUCache } from "lru-cache";
 import type { NotifyInfo } from "../../protocol/index.js";
-import { notifyNameHash, subjectNotifyName } from "../../protocol/index.js";
-import { loadNative, type NativeNotifyTableWriter } from "../../native/index.js";
+import { notifyNameHash } from "../../protocol/index.js";
+import { loadNative, NativeError, toNativeError, type NativeNotifyTableWriter } from "../../native/index.js";
 import type { Notifier, NotifyRefusal, NotifyRegistration } from "../core/notifier.js";
+import { NotifyPrefix } from "./notify-prefix.js";
 
 interface SlotEntry {
   readonly slot: number;
@@ -28,7 +29,7 @@ export class TableNotifier implements Notifier {
   readonly info: NotifyInfo;
   readonly #writer: NativeNotifyTableWriter;
   readonly #path: string;
-  readonly #prefix: string;
+  readonly #names: NotifyPrefix;
   readonly #byName = new Map<string, SlotEntry>();
   readonly #free: number[] = [];
   /** Names holding a slot that nobody watches, oldest first (Map keeps insertion order). */
@@ -37,22 +38,30 @@ export class TableNotifier implements Notifier {
 
   constructor(options: TableNotifierOptions) {
     const { NotifyTableWriter } = loadNative();
-    if (NotifyTableWriter === undefined) throw new Error("this build of the addon has no notify table (Linux only)");
+    if (NotifyTableWriter === undefined) throw new NativeError("native_unavailable", "this build of the addon has no notify table (Linux only)");
     try {
       unlinkSync(options.path);
     } catch {
       // None there: the usual case.
     }
-    this.#writer = new NotifyTableWriter(options.path, options.slots);
+    try {
+      this.#writer = new NotifyTableWriter(options.path, options.slots);
+    } catch (error) {
+      throw toNativeError(error);
+    }
     this.#path = options.path;
-    this.#prefix = options.prefix;
+    this.#names = new NotifyPrefix(options.prefix);
     for (let slot = options.slots - 1; slot >= 0; slot--) this.#free.push(slot);
     this.#states = new LRUCache({ max: options.maxStates });
     this.info = { mechanism: "table", prefix: options.prefix, table: options.path, slots: options.slots, instance: this.#writer.instance };
   }
 
+  subjectOf(name: string): string | undefined {
+    return this.#names.subjectOf(name);
+  }
+
   published(subject: string, seq: number): void {
-    const entry = this.#byName.get(subjectNotifyName(this.#prefix, subject));
+    const entry = this.#byName.get(this.#names.nameOf(subject));
     if (entry !== undefined) this.#writer.post(entry.slot, BigInt(seq));
   }
 
@@ -117,7 +126,7 @@ export class TableNotifier implements Notifier {
     // The evicted name keeps its state for its next watcher (a subject's name
     // needs not: its state is its sequence number); assign() then bumps the
     // slot's generation, so a stale reader wakes and sees the new hash.
-    if (!name.startsWith(`${this.#prefix}.`)) this.#states.set(name, this.#writer.state(entry.slot));
+    if (!this.#names.owns(name)) this.#states.set(name, this.#writer.state(entry.slot));
     return entry.slot;
   }
 }

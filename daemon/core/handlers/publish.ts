@@ -1,0 +1,39 @@
+// `pub`: a publish is numbered, retained if asked, routed (one shared
+// encoding for every plain subscriber, one member per queue group), then
+// posted as a notification. A publish to an inbox is a reply to a request
+// and goes to the request table instead.
+
+import type { DeliverMsg, PubOp } from "../../../protocol/index.js";
+import { INBOX_PREFIX } from "../../../protocol/index.js";
+import { Outbound } from "../peer-link.js";
+import type { Session } from "../session.js";
+import { wireUint, type BrokerContext } from "./context.js";
+
+export function publish(ctx: BrokerContext, session: Session, op: PubOp): void {
+  if (op.subject.startsWith(INBOX_PREFIX)) {
+    // A reply to a request this peer was given needs no right of its own.
+    const delivered = ctx.requests.reply(session, op.subject, op.p, op.enc);
+    if (op.id !== undefined) session.send({ op: "ok", id: op.id, seq: 0, delivered });
+    return;
+  }
+  if (!ctx.allowed(session, "publish", op.subject, op.id)) return;
+  const seq = ctx.sequences.next(op.subject);
+  if (op.retain === true) ctx.retained.put({ subject: op.subject, payload: op.p, enc: op.enc, seq });
+  const match = ctx.index.match(op.subject);
+  if (match.plainOwners.length > 0 || match.groups.length > 0) {
+    const msg: DeliverMsg = { op: "msg", subject: op.subject, p: op.p, seq: wireUint(seq) as number };
+    if (op.enc !== undefined) msg.enc = op.enc;
+    if (op.reply !== undefined) msg.reply = op.reply;
+    if (match.plainOwners.length > 0) {
+      // One encoding for every plain subscriber: the client dispatches to its own matching subscriptions.
+      const shared = new Outbound(msg);
+      for (const owner of match.plainOwners) ctx.deliver(owner, shared);
+    }
+    for (const group of match.groups) {
+      const member = ctx.index.pickMember(op.subject, group);
+      ctx.deliver(member.owner, new Outbound({ ...msg, queue: group.name }));
+    }
+  }
+  ctx.notifier?.published(op.subject, seq);
+  if (op.id !== undefined) session.send({ op: "ok", id: op.id, seq: wireUint(seq) });
+}

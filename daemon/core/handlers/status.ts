@@ -1,0 +1,76 @@
+// `status`: what the broker holds, for operators (`xpcbus status`) and tests.
+// Lists are capped so the answer of a full broker fits any client's frame
+// limit; the counts beside them are always exact.
+
+import type { BrokerStatus, PeerStatus } from "../../../protocol/index.js";
+import type { Session } from "../session.js";
+import { SERVER_VERSION } from "../version.js";
+import { wireUint, type BrokerContext } from "./context.js";
+
+/**
+ * Subscriptions listed per peer in `status` (the count is always exact), and
+ * subjects listed: keeps a status answer of a full broker (1000 peers) within
+ * a few MiB, under every client's frame limit.
+ */
+export const STATUS_MAX_SUBSCRIPTIONS_LISTED = 64;
+export const STATUS_MAX_SUBJECTS_LISTED = 1000;
+
+/** What status reports about the broker that the handlers' context does not hold. */
+export interface StatusSource {
+  /** The admitted peers, by id. */
+  readonly sessions: ReadonlyMap<number, Session>;
+  readonly startedAt: Date;
+  /** The hosting process's id, as the broker was told (BrokerOptions.pid). */
+  readonly pid: number;
+  readonly describeProcess: (() => Record<string, number>) | undefined;
+}
+
+function peerStatus(s: Session): PeerStatus {
+  const { pid, uid, gid, exe, exeVerified, method } = s.link.identity;
+  const listed: PeerStatus["subscriptions"] = [];
+  for (const sub of s.subscriptions()) {
+    if (listed.length >= STATUS_MAX_SUBSCRIPTIONS_LISTED) break;
+    listed.push({ sid: sub.sid, subject: sub.subject, ...(sub.queue === undefined ? {} : { queue: sub.queue }) });
+  }
+  return {
+    id: s.id,
+    name: s.name,
+    transport: s.link.transport,
+    pid,
+    uid,
+    gid,
+    exe,
+    exeVerified: exeVerified === true,
+    identityMethod: method,
+    connectedAt: s.connectedAt.toISOString(),
+    subscriptionCount: s.subscriptionCount,
+    subscriptions: listed,
+    msgsIn: wireUint(s.msgsIn) as number,
+    msgsOut: wireUint(s.msgsOut) as number,
+    bytesIn: wireUint(s.bytesIn) as number,
+    bytesOut: wireUint(s.link.bytesSent) as number,
+    dropped: wireUint(s.dropped) as number,
+  };
+}
+
+export function status(ctx: BrokerContext, source: StatusSource): BrokerStatus {
+  const peers: PeerStatus[] = [];
+  const subjects = ctx.index.patterns();
+  for (const s of source.sessions.values()) peers.push(peerStatus(s));
+  return {
+    server: SERVER_VERSION,
+    pid: source.pid,
+    startedAt: source.startedAt.toISOString(),
+    peers,
+    subjectCount: subjects.length,
+    subjects: subjects.slice(0, STATUS_MAX_SUBJECTS_LISTED),
+    retained: {
+      count: ctx.retained.count,
+      bytes: wireUint(ctx.retained.bytes) as number,
+      maxCount: ctx.retained.maxEntries,
+      maxBytes: wireUint(ctx.retained.maxBytes) as number,
+    },
+    pendingRequests: ctx.requests.size,
+    ...(source.describeProcess === undefined ? {} : { process: source.describeProcess() }),
+  };
+}
