@@ -2,12 +2,13 @@
 // so a misspelt option fails loudly instead of silently taking a default.
 
 import { basename } from "node:path";
-import { Client, DEFAULT_RECONNECT, type ReconnectOptions } from "./client.js";
+import { Client } from "./client.js";
+import { DEFAULT_RECONNECT, type ReconnectOptions } from "./client-options.js";
 import type { ClientTransport } from "./client-transport.js";
 import { InvalidArgumentError } from "./errors.js";
 import { DEFAULT_REQUEST_TIMEOUT_MS, MAX_CLIENT_NAME_BYTES } from "../protocol/index.js";
 import { defaultSocketPath } from "./paths.js";
-import { UnixSocketClientTransport } from "./unix-socket-client.js";
+import { UnixClientTransport } from "./unix-client-transport.js";
 import { XpcClientTransport } from "./xpc-client-transport.js";
 import { DEFAULT_SERVICE_NAME } from "../protocol/index.js";
 import type { NativeXpcObject } from "../native/index.js";
@@ -43,7 +44,7 @@ function chooseTransport(options: ConnectOptions): ClientTransport {
     if (options.service !== undefined || options.endpoint !== undefined) {
       throw new InvalidArgumentError('options "service" and "endpoint" belong to the xpc transport');
     }
-    return new UnixSocketClientTransport(options.socket ?? defaultSocketPath());
+    return new UnixClientTransport(options.socket ?? defaultSocketPath());
   }
   if (choice !== "xpc") throw new InvalidArgumentError(`option "transport" must be "unix", "xpc" or a ClientTransport (got ${String(choice)})`);
   if (options.socket !== undefined) throw new InvalidArgumentError('option "socket" belongs to the unix transport');

@@ -3,8 +3,9 @@
 // JSON payload is one reserved key (docs/PROTOCOL.md, Appendix A, "Responder
 // errors"). NATS services do the same with a header; this protocol has no
 // headers, and `p`/`enc` are all the broker forwards of a reply (section 9.5).
+// answerRequest() is how respond() runs a handler and always answers.
 
-import { ResponderError } from "./errors.js";
+import { CallbackError, ResponderError, XpcbusError } from "./errors.js";
 import type { Message } from "./subscription.js";
 
 /** The one key of an error reply: `{"$xpcbusError": {"code": "responder_error", "message": …}}`, `enc: "json"`. */
@@ -35,4 +36,42 @@ export function responderErrorOf(reply: Message): ResponderError | undefined {
   if (body === null || typeof body !== "object") return undefined;
   const message = (body as Record<string, unknown>)["message"];
   return new ResponderError(typeof message === "string" ? message : "the responder's handler failed");
+}
+
+/**
+ * Runs a responder's handler for `request` and sends its reply, or an error
+ * reply when it fails (reported through `report` as well). Never rejects.
+ */
+export async function answerRequest(
+  subject: string,
+  request: Message,
+  handler: (request: Message) => unknown,
+  report: (error: CallbackError) => void,
+): Promise<void> {
+  let result: unknown;
+  try {
+    result = await handler(request);
+  } catch (error) {
+    await answerFailed(subject, request, error, report);
+    return;
+  }
+  try {
+    await request.respond(result);
+  } catch (error) {
+    // A value that cannot be sent is the handler's failure too; a lost or
+    // closed connection is not, and the broker tells the requester
+    // (responder_gone) or its timeout does.
+    if (error instanceof XpcbusError && (error.code === "invalid_argument" || error.code === "payload_too_large")) {
+      await answerFailed(subject, request, error, report);
+    }
+  }
+}
+
+async function answerFailed(subject: string, request: Message, error: unknown, report: (error: CallbackError) => void): Promise<void> {
+  report(new CallbackError("responder", subject, error));
+  try {
+    await request.respond(responderErrorReply(error));
+  } catch {
+    // Disconnected or closed meanwhile: the requester hears responder_gone, or times out.
+  }
 }

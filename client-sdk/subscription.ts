@@ -3,7 +3,8 @@
 // bound the oldest are dropped and counted, never buffered without limit.
 
 import { Delivery } from "./delivery.js";
-import type { Payload } from "../protocol/index.js";
+import { InvalidArgumentError } from "./errors.js";
+import { decodePayload, type Payload } from "../protocol/index.js";
 import type { PayloadEncoding } from "../protocol/index.js";
 
 /** Messages kept for an iterator that is not keeping up, by default. */
@@ -22,6 +23,38 @@ export interface Message {
   readonly reply: string | undefined;
   /** Publishes `data` to `reply`. Rejects when the message asked for no reply. */
   respond(data?: unknown): Promise<void>;
+}
+
+/** What a received message is made of: a `msg`, or the `ok` of a `req` (its reply). */
+export interface MessageParts {
+  p: Uint8Array;
+  /** Absent means "bytes" (docs/PROTOCOL.md §6.2). */
+  enc?: PayloadEncoding | undefined;
+  seq?: number;
+  reply?: string;
+}
+
+/** A Message for the application; `publish` sends its respond(). */
+export function createMessage(
+  subject: string,
+  parts: MessageParts,
+  publish: (subject: string, data: unknown) => Promise<unknown>,
+): Message {
+  const raw = parts.p;
+  const encoding = parts.enc ?? "bytes";
+  const reply = parts.reply;
+  return {
+    subject,
+    raw,
+    encoding,
+    data: decodePayload(raw, encoding),
+    seq: parts.seq ?? 0,
+    reply,
+    respond: (data?: unknown) => {
+      if (reply === undefined) return Promise.reject(new InvalidArgumentError(`the message on "${subject}" asked for no reply`));
+      return publish(reply, data).then(() => undefined);
+    },
+  };
 }
 
 export interface SubscribeOptions {

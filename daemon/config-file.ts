@@ -3,7 +3,7 @@
 // the settings in force stay. Today: the log level; the policy joins later.
 
 import { readFileSync } from "node:fs";
-import { InvalidArgumentError } from "../client-sdk/index.js";
+import { InvalidArgumentError } from "../protocol/index.js";
 import { parseLogLevel } from "./logger.js";
 
 export interface DaemonConfig {

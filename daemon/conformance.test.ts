@@ -1,18 +1,18 @@
 // One conformance suite for every transport: the protocol's behaviour
 // (pub/sub, wildcards, retained values, request/reply, unsubscribe, pruning
 // on disconnect, bad input) through the SDK and through raw op maps. Unix
-// runs everywhere, against the real daemon; XPC runs on macOS against an
-// anonymous listener in this process (TN3113), so it needs no launchd.
+// runs everywhere, against the real daemon; memory runs everywhere, the core
+// in this process over the real frame codec with no socket; XPC runs on macOS
+// against an anonymous listener in this process (TN3113), so it needs no launchd.
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type ConnectOptions } from "../client-sdk/index.js";
 import type { Client } from "../client-sdk/index.js";
 import type { ClientConnection, ClientConnectionHandlers } from "../client-sdk/index.js";
-import { UnixSocketClientTransport } from "../client-sdk/index.js";
+import { UnixClientTransport } from "../client-sdk/index.js";
 import { XpcClientTransport } from "../client-sdk/index.js";
 import type { NativeXpcObject } from "../native/index.js";
-import { Broker } from "./core/broker.js";
-import { XpcServerTransport } from "./transports/xpc-server.js";
+import { Broker, MemoryTransport, XpcServerTransport } from "./index.js";
 import { cleanup, startBroker } from "./test-support/harness.js";
 
 interface Bench {
@@ -36,10 +36,28 @@ const transports: TransportUnderTest[] = [
       const broker = await startBroker();
       return {
         connect: (options = {}) => connect({ socket: broker.socket, ...options }),
-        raw: (handlers) => new UnixSocketClientTransport(broker.socket).connect(handlers),
+        raw: (handlers) => new UnixClientTransport(broker.socket).connect(handlers),
         stop: async () => {
           await broker.kill();
           cleanup();
+        },
+      };
+    },
+  },
+  {
+    name: "memory",
+    skip: false,
+    async start() {
+      const broker = new Broker({ logger: pino({ level: "silent" }) });
+      const transport = new MemoryTransport();
+      await transport.start(broker);
+      return {
+        connect: (options = {}) => connect({ transport, ...options }),
+        raw: (handlers) => transport.connect(handlers),
+        stop: async () => {
+          broker.close();
+          await transport.drained();
+          transport.close();
         },
       };
     },

@@ -3,7 +3,7 @@
 // above "debug"), and a log line must not be lost when the process exits.
 
 import pino, { type Logger, type LevelWithSilent } from "pino";
-import { InvalidArgumentError } from "../client-sdk/index.js";
+import { InvalidArgumentError } from "../protocol/index.js";
 
 export const LOG_LEVEL_ENV = "XPCBUS_LOG_LEVEL";
 export const DEFAULT_LOG_LEVEL: LevelWithSilent = "info";

@@ -5,7 +5,7 @@
 // could be swapped under our clients.
 
 import { chmodSync, lstatSync, mkdirSync } from "node:fs";
-import { XpcbusError } from "../client-sdk/index.js";
+import { XpcbusError } from "../protocol/index.js";
 
 export interface SocketDirRules {
   /** Mode to create the directory with (and to enforce when we own it). */

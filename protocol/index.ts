@@ -7,3 +7,4 @@ export { encodeFrame, decodeFrameBody, FrameDecoder, type FrameFault } from "./f
 export { encodePayload, decodePayload, type Payload, type JsonValue, type EncodedPayload } from "./payload.js";
 export * from "./notify-name.js";
 export * from "./errors.js";
+export * from "./broker-message-parser.js";

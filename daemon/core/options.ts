@@ -1,7 +1,7 @@
 // The broker core's options: every table and queue bound is named here, with
 // its default and why (docs/PROTOCOL.md, "Limits", repeats them for clients).
 
-import { InvalidArgumentError } from "../../client-sdk/index.js";
+import { InvalidArgumentError } from "../../protocol/index.js";
 import {
   DEFAULT_MAX_FRAME_BYTES,
   DEFAULT_MAX_PAYLOAD_BYTES,
@@ -81,7 +81,7 @@ export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimitOptions> = Object.freeze
   maxRequestTimeoutMs: MAX_REQUEST_TIMEOUT_MS,
 });
 
-/** The native table's own bound on slots (native/src/linux/notify_table.cc). */
+/** The native table's own bound on slots (native/src/linux/notify_table_writer.cc). */
 export const MAX_NOTIFY_TABLE_SLOTS = 1 << 24;
 
 const LIMIT_NAMES = Object.keys(DEFAULT_BROKER_LIMITS) as Array<keyof BrokerLimitOptions>;

@@ -51,7 +51,7 @@ class UnixClientConnection implements ClientConnection {
   }
 }
 
-export class UnixSocketClientTransport implements ClientTransport {
+export class UnixClientTransport implements ClientTransport {
   readonly address: string;
 
   constructor(path: string) {
