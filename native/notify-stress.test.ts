@@ -8,6 +8,10 @@
 // and the long-lived client process must end with the fds, threads and
 // mappings it started with, then exit 0.
 //
+// Over 400 lines on purpose: the client programs each scenario runs in its
+// own processes and workers are written out inline, next to the checks that
+// read their output, so each scenario reads as one story.
+//
 // Both waiter modes: futex_waitv, and one thread per slot (FUTEX_WAIT), forced
 // through $XPCBUS_NOTIFY_PER_SLOT. `npm test` runs this file with the normal
 // build; `npm run test:sanitize` (native/test-sanitize.sh) with the addon
@@ -19,8 +23,8 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it } from "vitest";
-import { connect } from "../client-sdk/connect.js";
-import type { Client } from "../client-sdk/client.js";
+import { connect } from "../client-sdk/index.js";
+import type { Client } from "../client-sdk/index.js";
 import { cleanup, SDK, startBroker, tempDir, type BrokerProcess, type Exit } from "../daemon/test-support/harness.js";
 
 const linux = process.platform === "linux";

@@ -110,16 +110,6 @@ export interface DroppedMsg { op: "dropped"; count: number; total: number }
 
 export type BrokerMsg = WelcomeMsg | DeliverMsg | OkMsg | ErrMsg | PongMsg | ByeMsg | DroppedMsg;
 
-/** What `ok` carries for `get`. */
-export interface GetResult {
-  found: boolean;
-  subject: string;
-  /** Sequence number of the retained value (0 when none). */
-  seq: number;
-  p?: Uint8Array;
-  enc?: PayloadEncoding;
-}
-
 /** One peer as `status` reports it. */
 export interface PeerStatus {
   id: number;
