@@ -17,7 +17,9 @@ describe("benchmark harness (tiny profile)", () => {
     const delivery = results.delivery!;
     const modes = new Set(delivery.rows.map((r) => r.mode));
     expect([...modes].sort()).toEqual(["notify", "notify+fetch", "poll 10 ms", "poll 100 ms", "poll 1000 ms", "push"]);
-    expect(new Set(delivery.rows.map((r) => r.clients))).toEqual(new Set([1, 3]));
+    // Every mode with one client; push, which must bring every update to every client, with two as well.
+    expect(delivery.rows.filter((r) => r.clients === 1).map((r) => r.mode).sort()).toEqual([...modes].sort());
+    expect(delivery.rows.filter((r) => r.clients === 2).map((r) => r.mode).sort()).toEqual(["push"]);
     for (const row of delivery.rows) {
       expect(row.complete, `${row.mode} with ${row.clients} clients`).toBe(true);
       expect(row.latency.count).toBeGreaterThan(0);
@@ -27,13 +29,13 @@ describe("benchmark harness (tiny profile)", () => {
     for (const row of delivery.rows.filter((r) => r.mode === "notify")) expect(row.framesPerUpdate).toBe(0);
     for (const row of delivery.idle.filter((r) => r.mode === "notify" || r.mode === "push")) expect(row.frames).toBe(0);
     const ours = results.compare!.rows.filter((r) => r.system === "xpcbus");
-    expect(ours.map((r) => r.subscribers)).toEqual([1, 3]);
+    expect(ours.map((r) => r.subscribers)).toEqual([1, 2]);
     for (const row of results.compare!.rows) expect(row.missing, row.system).toBe(0);
-    expect(results.floors!.node.latency.count).toBe(200);
+    expect(results.floors!.node.latency.count).toBe(100);
     expect(results.floors!.c).toBeDefined();
     expect(results.throughput!.rows.map((r) => r.payloadBytes)).toEqual([64, 4096]);
     const sc = results.slowConsumer!;
-    expect(sc.withStopped.stopped!.messages + sc.withStopped.stopped!.droppedTotal).toBe(2000);
+    expect(sc.withStopped.stopped!.messages + sc.withStopped.stopped!.droppedTotal).toBe(1000);
     if (process.platform === "linux") expect(results.notify!.postCost.map((r) => r.watchers)).toEqual([1, 10, 100, 1000]);
 
     const files = readdirSync(outDir);
@@ -44,7 +46,11 @@ describe("benchmark harness (tiny profile)", () => {
     expect(readFileSync(join(outDir, "latest.md"), "utf8")).toMatch(/## Update delivery/);
     const svg = readFileSync(join(outDir, "latest.svg"), "utf8");
     expect(svg).toMatch(/^<svg /);
-    expect(svg.match(/<circle /g)!.length).toBeGreaterThanOrEqual(delivery.rows.length);
+    // One mark per row the log-log chart can place (CPU is read in 10 ms ticks: a
+    // tiny window may read 0, and such a row has no place), one legend mark per mode.
+    const charted = delivery.rows.filter((r) => r.cpuUsPerUpdate > 0 && r.latency.p50Us > 0);
+    expect(svg.match(/<circle [^>]*><title>/g)?.length ?? 0).toBe(charted.length);
+    expect(svg.match(/<circle [^>]*\/>/g)?.length ?? 0).toBe(new Set(charted.map((r) => r.mode)).size);
     expect(existsSync(join(outDir, json.replace(".json", ".md")))).toBe(true);
   }, 240_000);
 });

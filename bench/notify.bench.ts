@@ -25,25 +25,26 @@ export interface NotifyResult {
   wakeLatency: Array<{ watchers: number; latency: LatencySummary }>;
 }
 
-const POSTS = 2_000;
+/** Posts timed per row, by default. */
+export const DEFAULT_POSTS = 2_000;
 
-/** Mean time of `published()` over POSTS posts, spaced so sleeping waiters are back asleep each time. */
-async function timePosts(notifier: TableNotifier, subject: string, spacedMs: number): Promise<number> {
+/** Mean time of `published()` over `posts` posts, spaced so sleeping waiters are back asleep each time. */
+async function timePosts(notifier: TableNotifier, subject: string, spacedMs: number, posts: number): Promise<number> {
   let total = 0n;
-  for (let i = 0; i < POSTS; i++) {
+  for (let i = 0; i < posts; i++) {
     if (spacedMs > 0 && i % 20 === 0) await new Promise((r) => setTimeout(r, spacedMs));
     const start = process.hrtime.bigint();
     notifier.published(subject, i + 1);
     total += process.hrtime.bigint() - start;
   }
-  return Math.round(Number(total) / POSTS);
+  return Math.round(Number(total) / posts);
 }
 
-async function postCost(dir: string): Promise<{ rows: PostCostRow[]; unwatched: number }> {
+async function postCost(dir: string, posts: number, asleepMs: number): Promise<{ rows: PostCostRow[]; unwatched: number }> {
   const path = join(dir, "bench.notify");
   const notifier = new TableNotifier({ path, prefix: "bench", slots: 4096, maxStates: 100 });
   try {
-    const unwatched = await timePosts(notifier, "nobody.watches", 0);
+    const unwatched = await timePosts(notifier, "nobody.watches", 0, posts);
     const rows: PostCostRow[] = [];
     for (const watchers of [1, 10, 100, 1000]) {
       const subject = `post.cost.${watchers}`;
@@ -52,11 +53,11 @@ async function postCost(dir: string): Promise<{ rows: PostCostRow[]; unwatched: 
         const r = notifier.watch(`bench.${subject}`, 0n);
         if ("slot" in r && r.slot !== undefined) slot = r.slot;
       }
-      const checkOnlyNsPerPost = await timePosts(notifier, subject, 0);
+      const checkOnlyNsPerPost = await timePosts(notifier, subject, 0, posts);
       const sleepers = spawnNode(clientScript("notify-sleepers"), [path, String(slot), String(watchers)]);
       await sleepers.line("ready");
-      await new Promise((r) => setTimeout(r, 200));
-      const sleepingNsPerPost = await timePosts(notifier, subject, 5);
+      await new Promise((r) => setTimeout(r, asleepMs));
+      const sleepingNsPerPost = await timePosts(notifier, subject, 5, posts);
       sleepers.child.stdin!.end();
       await sleepers.stop();
       rows.push({ watchers, checkOnlyNsPerPost, sleepingNsPerPost });
@@ -104,12 +105,23 @@ async function wakeLatency(dir: string, watchers: number, publishes: number): Pr
   return summarise(histogram);
 }
 
-export async function run(): Promise<NotifyResult> {
+export async function run(
+  options: {
+    /** Posts timed per post-cost row (default DEFAULT_POSTS). */
+    posts?: number;
+    /** Watching connections of each wake-latency row (default 1 and 100). */
+    wakeWatchers?: number[];
+    /** Publishes per wake-latency row (default 1000). */
+    wakePublishes?: number;
+    /** Time given the sleeper threads to be asleep in the kernel before posts are timed (default 200 ms). */
+    asleepMs?: number;
+  } = {},
+): Promise<NotifyResult> {
   const dir = scratchDir();
   try {
-    const { rows, unwatched } = await postCost(dir.path);
+    const { rows, unwatched } = await postCost(dir.path, options.posts ?? DEFAULT_POSTS, options.asleepMs ?? 200);
     const wake: NotifyResult["wakeLatency"] = [];
-    for (const watchers of [1, 100]) wake.push({ watchers, latency: await wakeLatency(dir.path, watchers, 1000) });
+    for (const watchers of options.wakeWatchers ?? [1, 100]) wake.push({ watchers, latency: await wakeLatency(dir.path, watchers, options.wakePublishes ?? 1000) });
     return { scenario: "notify", postCost: rows, unwatchedNsPerPost: unwatched, wakeLatency: wake };
   } finally {
     dir.remove();

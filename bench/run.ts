@@ -28,17 +28,25 @@ export interface BenchOptions {
 // quick: under 5 minutes on 2 cores. It leaves out 100 clients polling every
 // 10 ms (10,000 gets/s saturate both cores for the rest of the run); --full has it.
 const PROFILES = {
+  // tiny: the harness itself, for bench/bench.test.ts, in a few seconds. Every
+  // scenario and every delivery mode runs, with as few processes and as short
+  // windows as still exercise them: one broker for all delivery cells, a
+  // second client count only for push (every client must get every update).
   tiny: {
-    counts: [1, 3],
-    rates: [{ perSecond: 20, windowMs: 1000 }],
-    idleMs: 500,
-    skip: undefined,
-    single: 200,
-    fanoutSubs: 3,
-    fanoutMsgs: 20,
-    tp: 2000,
-    floor: 200,
-    slowConsumer: 2000,
+    counts: [1, 2],
+    rates: [{ perSecond: 20, windowMs: 200 }],
+    idleMs: 50,
+    skip: (mode: Mode, clients: number) => clients > 1 && mode.mode !== "push",
+    sharedBroker: true,
+    settleMs: 20,
+    settleWhenComplete: true,
+    single: 100,
+    fanoutSubs: 2,
+    fanoutMsgs: 10,
+    tp: 500,
+    floor: 100,
+    slowConsumer: 1000,
+    notify: { posts: 200, wakeWatchers: [1], wakePublishes: 20, asleepMs: 50 },
   },
   quick: {
     counts: [1, 10, 100],
@@ -54,6 +62,10 @@ const PROFILES = {
     tp: 20000,
     floor: 2000,
     slowConsumer: 50000,
+    sharedBroker: false,
+    settleMs: undefined,
+    settleWhenComplete: false,
+    notify: {},
   },
   full: {
     counts: [1, 10, 100, 1000],
@@ -69,6 +81,10 @@ const PROFILES = {
     tp: 100000,
     floor: 10000,
     slowConsumer: 50000,
+    sharedBroker: false,
+    settleMs: undefined,
+    settleWhenComplete: false,
+    notify: {},
   },
 };
 
@@ -113,14 +129,14 @@ export async function runBench(options: BenchOptions): Promise<RunResults> {
     });
   });
   await attempt("update-delivery", async () => {
-    results.delivery = await delivery({ counts: p.counts, rates: p.rates, idleMs: p.idleMs, skip: p.skip, progress });
+    results.delivery = await delivery({ counts: p.counts, rates: p.rates, idleMs: p.idleMs, skip: p.skip, sharedBroker: p.sharedBroker, settleMs: p.settleMs, settleWhenComplete: p.settleWhenComplete, progress });
   });
   await attempt("throughput", async () => {
     results.throughput = await throughput({ messages: p.tp, payloads: [64, 4096] });
   });
   if (process.platform === "linux") {
     await attempt("notify", async () => {
-      results.notify = await notify();
+      results.notify = await notify(p.notify);
     });
   }
   await attempt("slow-consumer", async () => {

@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { connect } from "../client-sdk/index.js";
 import { CLI, scratchDir, startBroker } from "./support/processes.js";
 
 export interface SlowConsumerRun {
@@ -95,20 +96,24 @@ function cliSubscriber(socket: string, count?: number): CliSubscriber {
   return sub;
 }
 
-/** Waits until the broker has `n` subscriptions, so no message is published before both listen. */
+/**
+ * Waits until the broker has `n` subscriptions, so no message is published
+ * before both listen. Asks over one SDK connection (closed before anything is
+ * measured), not a `status` process per poll, which competed for the CPU with
+ * the subscribers it waited for.
+ */
 async function subscribed(socket: string, n: number): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    const out = await new Promise<string>((resolve) => {
-      const child = spawn(process.execPath, [CLI, "status", "--json", "--socket", socket], { stdio: ["ignore", "pipe", "ignore"] });
-      let text = "";
-      child.stdout!.on("data", (d: Buffer) => (text += d.toString()));
-      child.once("close", () => resolve(text));
-    });
-    const status = JSON.parse(out || "{}") as { peers?: Array<{ subscriptionCount: number }> };
-    if ((status.peers ?? []).reduce((sum, p) => sum + p.subscriptionCount, 0) >= n) return;
-    await new Promise((r) => setTimeout(r, 25));
+  const observer = await connect({ socket, name: "bench-observer", reconnect: false });
+  try {
+    for (let i = 0; i < 400; i++) {
+      const status = await observer.status();
+      if (status.peers.reduce((sum, p) => sum + p.subscriptionCount, 0) >= n) return;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`the subscribers did not subscribe`);
+  } finally {
+    await observer.close();
   }
-  throw new Error(`the subscribers did not subscribe`);
 }
 
 async function publishLines(socket: string, messages: number, payloadBytes: number): Promise<void> {

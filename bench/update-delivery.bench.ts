@@ -91,18 +91,34 @@ export async function run(options: {
   idleMs: number;
   /** Skip (mode, clients) pairs, e.g. 100 clients polling every 10 ms in the quick profile. */
   skip?: (mode: Mode, clients: number) => boolean;
+  /**
+   * One broker for every (mode, clients) cell instead of a fresh one each
+   * (the tiny profile, whose figures nobody reads: it saves a process start
+   * per cell). Counters and CPU are deltas over each window either way.
+   */
+  sharedBroker?: boolean;
+  /** Margin after the last update (beyond one poll interval) for the slowest client to catch up. Default 200 ms. */
+  settleMs?: number;
+  /**
+   * End the wait for the slowest client as soon as every client has the last
+   * update, rather than always waiting one poll interval and the margin (the
+   * tiny profile: it shortens the window its CPU figures are taken over).
+   */
+  settleWhenComplete?: boolean;
   progress?: (line: string) => void;
 }): Promise<UpdateDeliveryResult> {
   const dir = scratchDir();
   const rows: DeliveryRow[] = [];
   const idle: IdleRow[] = [];
+  const settleMs = options.settleMs ?? 200;
+  const shared = options.sharedBroker === true ? await startBroker(join(dir.path, "shared.sock")) : undefined;
   try {
     for (const mode of options.modes ?? MODES) {
       for (const clients of options.counts) {
         if (options.skip?.(mode, clients) === true) continue;
         options.progress?.(`update-delivery: ${mode.name}, ${clients} client(s)`);
-        const socket = join(dir.path, `${mode.mode}-${clients}.sock`);
-        const broker = await startBroker(socket);
+        const socket = shared !== undefined ? join(dir.path, "shared.sock") : join(dir.path, `${mode.mode}-${clients}.sock`);
+        const broker = shared ?? (await startBroker(socket));
         const subject = "bench.state";
         const publisher = await connect({ socket, name: "bench-publisher", reconnect: false });
         const observer = await connect({ socket, name: "bench-observer", reconnect: false });
@@ -142,7 +158,16 @@ export async function run(options: {
               sentAt.set(seq!, at);
             }
             // Let the slowest mode catch up: one poll interval and a margin.
-            await sleep((mode.intervalMs ?? 0) + 200);
+            const settleUntil = Date.now() + (mode.intervalMs ?? 0) + settleMs;
+            if (options.settleWhenComplete === true) {
+              const lastSent = Math.max(...sentAt.keys());
+              while (Date.now() < settleUntil) {
+                const lasts = await Promise.all(spawned.map((s) => s.ask<{ last: number }>("last")));
+                if (lasts.every((l) => l.last === lastSent)) break;
+                await sleep(10);
+              }
+            }
+            await sleep(settleUntil - Date.now());
             const end = { broker: cpuMs(broker.pid), clients: cpuOf(pids), counters: await clientCounters(observer) };
             const dumps = await Promise.all(spawned.map((s) => s.ask<{ records: Array<[number, string]>; last: number }>("dump")));
             const lastSeq = Math.max(...sentAt.keys());
@@ -181,12 +206,13 @@ export async function run(options: {
           );
           await publisher.close();
           await observer.close();
-          await broker.stop();
+          if (broker !== shared) await broker.stop();
         }
       }
     }
     return { scenario: "update-delivery", rows, idle };
   } finally {
+    await shared?.stop();
     dir.remove();
   }
 }

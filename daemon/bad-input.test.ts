@@ -1,15 +1,22 @@
-// Bad input from a raw socket: each gets a precise `err`; framing errors
-// close only the offending connection; everyone else keeps receiving; the
-// daemon never exits on peer input.
+// Bad input: each gets a precise `err`; framing errors close only the
+// offending connection; everyone else keeps receiving; the daemon never exits
+// on peer input. Bad ops, limits and refusals are the broker's logic: they run
+// over the memory transport (real frames, no socket). Malformed bytes go over
+// a raw Unix socket to the real daemon, with a well-behaved pair talking
+// throughout, and a smoke test of a bad op there too.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanup, spawnClient, startBroker, type BrokerProcess, type ClientProcess } from "./test-support/harness.js";
+import { startMemoryBroker, type MemoryBroker } from "./test-support/memory-broker.js";
 import { frameHeader, RawPeer } from "./test-support/raw-peer.js";
 
+const LIMITS = { maxPayloadBytes: 1024, maxFrameBytes: 4096, helloTimeoutMs: 400, maxSubscriptionsPerPeer: 3 };
 let broker: BrokerProcess;
+let memory: MemoryBroker;
 let steadySub: ClientProcess;
 let steadyPub: ClientProcess;
 
 beforeAll(async () => {
+  memory = await startMemoryBroker({ limits: LIMITS });
   broker = await startBroker({
     args: ["--limit", "maxPayloadBytes=1024", "--limit", "maxFrameBytes=4096", "--limit", "helloTimeoutMs=400", "--limit", "maxSubscriptionsPerPeer=3"],
   });
@@ -32,12 +39,16 @@ emit("stopped", { n }); await c.close();`,
 });
 
 afterAll(async () => {
+  await memory.stop();
   cleanup();
 });
 
-describe("errors that keep the connection", () => {
+describe.each([
+  ["the real daemon's socket", () => broker.socket],
+  ["the memory transport", () => memory.transport],
+])("refusing ops before hello (%s)", (_where, target) => {
   it("refuses ops before hello, then serves the same connection after it", async () => {
-    const peer = await RawPeer.connect(broker.socket);
+    const peer = await RawPeer.connect(target());
     peer.send({ op: "sub", sid: 1, subject: "a", id: 7 });
     expect(await peer.errFor(7)).toMatchObject({ code: "hello_required" });
     peer.send({ op: "hello", v: 1, id: 8 });
@@ -45,8 +56,11 @@ describe("errors that keep the connection", () => {
     peer.send({ op: "hello", v: 1, id: 9 });
     expect(await peer.errFor(9)).toMatchObject({ code: "already_hello" });
     await peer.alive(10);
+    peer.destroy();
   });
+});
 
+describe("errors that keep the connection (memory transport)", () => {
   it.each([
     ["unknown op", { op: "frobnicate", id: 1 }, "unknown_op"],
     ["op not text", { op: 5, id: 1 }, "bad_field"],
@@ -78,17 +92,17 @@ describe("errors that keep the connection", () => {
     ["payload over the limit", { op: "pub", subject: "a", p: Buffer.alloc(1025), id: 1 }, "payload_too_large"],
     ["unsub unknown sid", { op: "unsub", sid: 99, id: 1 }, "unknown_sid"],
   ])("%s → %s, connection kept", async (_name, frame, code) => {
-    const peer = await RawPeer.greeted(broker.socket);
+    const peer = await memory.greeted();
     peer.send(frame);
     const err = await peer.next((m) => m["op"] === "err");
     expect(err).toMatchObject({ code, reason: expect.any(String) });
     if (typeof (frame as { id?: unknown }).id === "number") expect(err["id"]).toBe(1);
     await peer.alive(2);
-    peer.socket.destroy();
+    peer.destroy();
   });
 
   it("refuses null in place of any optional field with bad_field, and reads CBOR undefined as absent", async () => {
-    const peer = await RawPeer.greeted(broker.socket);
+    const peer = await memory.greeted();
     const nulls: Array<[string, Record<string, unknown>]> = [
       ["queue", { op: "sub", sid: 1, subject: "n", queue: null }],
       ["replay", { op: "sub", sid: 1, subject: "n", replay: null }],
@@ -111,20 +125,20 @@ describe("errors that keep the connection", () => {
     // cbor-x writes undefined as CBOR undefined (0xf7): the broker takes it as the field left out.
     peer.send({ op: "sub", sid: 2, subject: "n", queue: undefined, replay: undefined, id: 2 });
     expect(await peer.next((m) => m["id"] === 2)).toEqual({ op: "ok", id: 2 });
-    peer.socket.destroy();
+    peer.destroy();
   });
 
   it("checks req's timeout ≥ 1 with the other fields, before hello_required", async () => {
-    const peer = await RawPeer.connect(broker.socket);
+    const peer = await memory.raw();
     peer.send({ op: "req", subject: "a", timeout: 0, id: 4 });
     expect(await peer.errFor(4)).toMatchObject({ code: "bad_field", subject: "a", reason: expect.stringContaining('"timeout"') });
     peer.send({ op: "req", subject: "a", timeout: 1, id: 5 });
     expect(await peer.errFor(5)).toMatchObject({ code: "hello_required" });
-    peer.socket.destroy();
+    peer.destroy();
   });
 
   it("refuses a duplicate sid and subscriptions past the per-peer limit", async () => {
-    const peer = await RawPeer.greeted(broker.socket);
+    const peer = await memory.greeted();
     peer.send({ op: "sub", sid: 1, subject: "a", id: 1 });
     peer.send({ op: "sub", sid: 1, subject: "b", id: 2 });
     expect(await peer.errFor(2)).toMatchObject({ code: "duplicate_sid" });
@@ -133,17 +147,17 @@ describe("errors that keep the connection", () => {
     peer.send({ op: "sub", sid: 4, subject: "d", id: 5 });
     expect(await peer.errFor(5)).toMatchObject({ code: "too_many_subscriptions" });
     await peer.alive(6);
-    peer.socket.destroy();
+    peer.destroy();
   });
 
   it("reports an error without id for a fire-and-forget op, naming the subject", async () => {
-    const peer = await RawPeer.greeted(broker.socket);
+    const peer = await memory.greeted();
     peer.send({ op: "pub", subject: "bad..subject" });
     const err = await peer.next((m) => m["op"] === "err");
     expect(err).toMatchObject({ code: "invalid_subject", subject: "bad..subject" });
     expect(err["id"]).toBeUndefined();
     await peer.alive(1);
-    peer.socket.destroy();
+    peer.destroy();
   });
 });
 
@@ -227,14 +241,15 @@ describe("everyone else", () => {
   });
 });
 
-describe("subject limits set tighter than the protocol's", () => {
-  let tight: BrokerProcess;
+describe("subject limits set tighter than the protocol's (memory transport)", () => {
+  let tight: MemoryBroker;
   beforeAll(async () => {
-    tight = await startBroker({ args: ["--limit", "maxSubjectBytes=10", "--limit", "maxSubjectTokens=2"] });
+    tight = await startMemoryBroker({ limits: { maxSubjectBytes: 10, maxSubjectTokens: 2 } });
   });
+  afterAll(() => tight.stop());
 
   it("announces them in welcome and refuses longer or deeper subjects with invalid_subject, naming the broker's limit", async () => {
-    const peer = await RawPeer.connect(tight.socket);
+    const peer = await tight.raw();
     peer.send({ op: "hello", v: 1, id: 0 });
     expect(await peer.next((m) => m["op"] === "welcome")).toMatchObject({ limits: { maxSubjectBytes: 10, maxSubjectTokens: 2 } });
     peer.send({ op: "pub", subject: "a.b.c", id: 1 });
@@ -243,7 +258,7 @@ describe("subject limits set tighter than the protocol's", () => {
     expect(await peer.errFor(2)).toMatchObject({ code: "invalid_subject", reason: expect.stringMatching(/at most 10 bytes on this broker/) });
     peer.send({ op: "pub", subject: "a.b", id: 3 });
     expect(await peer.next((m) => m["id"] === 3)).toMatchObject({ op: "ok" });
-    peer.socket.destroy();
+    peer.destroy();
   });
 
   // Each op that takes a subject, over the limit and then just within it.
@@ -259,50 +274,51 @@ describe("subject limits set tighter than the protocol's", () => {
     ["req, bytes", { op: "req", subject: "abcdefghijk" }, { op: "req", subject: "abcdefghij" }],
     ["req, tokens", { op: "req", subject: "a.b.c" }, { op: "req", subject: "a.b" }],
   ])("enforces them on %s", async (_name, over, within) => {
-    const peer = await RawPeer.greeted(tight.socket);
+    const peer = await tight.greeted();
     peer.send({ ...over, id: 7 });
     expect(await peer.errFor(7)).toMatchObject({ code: "invalid_subject", reason: expect.stringMatching(/on this broker/) });
     peer.send({ ...within, id: 8 });
     const answer = await peer.next((m) => m["id"] === 8);
     // Within the limits the op is taken; a req then fails only for want of a responder.
     expect(within.op === "req" ? answer["code"] : answer["op"]).toBe(within.op === "req" ? "no_responders" : "ok");
-    peer.socket.destroy();
+    peer.destroy();
   });
 
   it("still lets a responder reply to the broker's inbox, which has three tokens", async () => {
-    const responder = await RawPeer.greeted(tight.socket);
+    const responder = await tight.greeted();
     responder.send({ op: "sub", sid: 1, subject: "svc", queue: "q", id: 1 });
     await responder.next((m) => m["op"] === "ok" && m["id"] === 1);
-    const requester = await RawPeer.greeted(tight.socket);
+    const requester = await tight.greeted();
     requester.send({ op: "req", subject: "svc", p: Buffer.from("hi"), id: 5 });
     const request = await responder.next((m) => m["op"] === "msg");
     expect(String(request["reply"]).split(".").length).toBe(3);
     responder.send({ op: "pub", subject: request["reply"], p: Buffer.from("yes"), id: 2 });
     expect(await responder.next((m) => m["id"] === 2)).toMatchObject({ op: "ok", delivered: true });
     expect(await requester.next((m) => m["id"] === 5)).toMatchObject({ op: "ok", subject: "svc" });
-    responder.socket.destroy();
-    requester.socket.destroy();
+    responder.destroy();
+    requester.destroy();
   });
 });
 
-describe("peer limit", () => {
+describe("peer limit (memory transport)", () => {
   it("refuses the peer past maxPeers with too_many_peers, and serves the others", async () => {
-    const small = await startBroker({ args: ["--limit", "maxPeers=2"] });
-    const a = await RawPeer.greeted(small.socket);
-    const b = await RawPeer.greeted(small.socket);
-    const c = await RawPeer.connect(small.socket);
+    const small = await startMemoryBroker({ limits: { maxPeers: 2 } });
+    const a = await small.greeted();
+    const b = await small.greeted();
+    const c = await small.raw();
     expect(await c.next((m) => m["op"] === "err")).toMatchObject({ code: "too_many_peers" });
     await c.closed;
     await a.alive(1);
     await b.alive(1);
-    a.socket.destroy();
+    a.destroy();
     // Once the broker has seen a go (b can ask it), the freed place is taken again.
     for (let id = 10; ; id++) {
       b.send({ op: "status", id });
       const ok = await b.next((m) => m["op"] === "ok" && m["id"] === id);
       if ((ok["status"] as { peers: unknown[] }).peers.length === 1) break;
     }
-    const d = await RawPeer.greeted(small.socket);
+    const d = await small.greeted();
     await d.alive(1);
+    await small.stop();
   });
 });

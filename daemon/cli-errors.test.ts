@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { CLI, cleanup, runCli, spawnBroker, spawnCli, startBroker, tempDir, type BrokerProcess, type CliResult } from "./test-support/harness.js";
+import { CLI, cleanup, runCli, spawnBroker, spawnCli, startBroker, tempDir, waitForSubscription, type BrokerProcess, type CliResult } from "./test-support/harness.js";
 
 const me = process.getuid!();
 const canSetpriv = me === 0 && spawnSync("sh", ["-c", "command -v setpriv"]).status === 0;
@@ -35,13 +35,7 @@ describe("pub --stdin with lines that cannot be sent", () => {
   afterAll(cleanup);
   const s = (): string[] => ["--socket", broker.socket];
 
-  async function waitSubscribed(subject: string): Promise<void> {
-    for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
-      const status = JSON.parse((await runCli(["status", "--json", ...s()])).stdout) as { subjects: Array<{ subject: string }> };
-      if (status.subjects.some((x) => x.subject === subject)) return;
-    }
-    throw new Error(`no subscription on "${subject}" appeared in status`);
-  }
+  const waitSubscribed = (subject: string): Promise<void> => waitForSubscription(broker.socket, subject);
 
   it("refuses a bad subject before reading stdin: exit 2, one line", async () => {
     const result = await runCli(["pub", "bad..subject", "--stdin", ...s()], { input: "one\ntwo\n" });

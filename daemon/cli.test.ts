@@ -1,7 +1,7 @@
 // The CLI as users drive it: separate processes, stdout checked, exit codes.
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanup, runCli, spawnCli, startBroker, tempDir, type BrokerProcess } from "./test-support/harness.js";
+import { cleanup, runCli, spawnCli, startBroker, tempDir, waitForSubscription, type BrokerProcess } from "./test-support/harness.js";
 
 let broker: BrokerProcess;
 beforeAll(async () => {
@@ -110,11 +110,6 @@ describe("xpcbus CLI", () => {
 });
 
 /** Waits until the broker reports a subscription on `subject` (sub's readiness is only visible there). */
-async function waitSubscribed(subject: string): Promise<void> {
-  for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
-    const status = await runCli(["status", "--json", ...s()]);
-    const parsed = JSON.parse(status.stdout) as { subjects: Array<{ subject: string }> };
-    if (parsed.subjects.some((x) => x.subject === subject)) return;
-  }
-  throw new Error(`no subscription on "${subject}" appeared in status`);
+function waitSubscribed(subject: string): Promise<void> {
+  return waitForSubscription(broker.socket, subject);
 }

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { afterAll, describe, expect, it } from "vitest";
-import { subjectMatches } from "../protocol/index.js";
+import { encodeFrame, subjectMatches } from "../protocol/index.js";
 import { parseLimits, DEFAULT_BROKER_LIMITS } from "./core/options.js";
 import { RetainedStore } from "./core/retained-store.js";
 import { Sequences, SEQUENCE_RESERVATION_BLOCK, volatileSequenceFloor } from "./core/sequences.js";
@@ -13,6 +13,7 @@ import { SubjectIndex, type IndexedSubscription } from "./core/subject-index.js"
 import { PACKAGE_VERSION } from "./core/version.js";
 import { fileSequenceFloor } from "./sequence-file.js";
 import { resolveSocketPath } from "./daemon-process.js";
+import { startMemoryBroker } from "./test-support/memory-broker.js";
 
 interface Sub extends IndexedSubscription<string> {
   id: number;
@@ -292,11 +293,8 @@ describe("options", () => {
   });
 });
 
-describe("broker core through its transport seam", () => {
-  it("encodes a publish once and hands the same bytes to every subscriber", async () => {
-    const { Broker } = await import("./core/broker.js");
-    const { encodeFrame } = await import("../protocol/index.js");
-    type Link = import("./core/peer-link.js").PeerLink & { frames: unknown[] };
+describe("broker core through its transport seam (the memory transport)", () => {
+  it("encodes a publish once and hands it to every subscriber, one delivery per peer", async () => {
     let msgEncodings = 0;
     const encoder = {
       encode: (m: { op: string }) => {
@@ -305,81 +303,60 @@ describe("broker core through its transport seam", () => {
       },
       sizeOf: (b: Buffer) => b.length,
     };
-    const broker = new Broker();
-    const peers = Array.from({ length: 100 }, () => {
-      const link: Link = {
-        transport: "memory",
-        identity: { pid: null, uid: null, gid: null, exe: null, method: "none", exeVerified: false },
-        bytesSent: 0,
-        frames: [],
-        send(out) {
-          this.frames.push(out.encodedFor(encoder as never));
-          return 0;
-        },
-        close() {},
-      };
-      const inbound = broker.attach(link);
-      inbound.message({ op: "hello", v: 1 }, 10);
-      inbound.message({ op: "sub", sid: 1, subject: "fan.*" }, 10);
-      inbound.message({ op: "sub", sid: 2, subject: "fan.>" }, 10);
-      return { link, inbound };
-    });
-    peers[0]!.inbound.message({ op: "pub", subject: "fan.out", p: Buffer.from("x") }, 10);
+    const memory = await startMemoryBroker({ transport: { encoder } });
+    const peers = await Promise.all(
+      Array.from({ length: 100 }, async () => {
+        const peer = await memory.greeted();
+        peer.send({ op: "sub", sid: 1, subject: "fan.*" });
+        peer.send({ op: "sub", sid: 2, subject: "fan.>", id: 2 });
+        await peer.next((m) => m["op"] === "ok" && m["id"] === 2);
+        return peer;
+      }),
+    );
+    peers[0]!.send({ op: "pub", subject: "fan.out", p: Buffer.from("x") });
+    await Promise.all(peers.map((p) => p.next((m) => m["op"] === "msg")));
     expect(msgEncodings).toBe(1);
-    const delivered = peers.map((p) => p.link.frames.at(-1));
-    expect(new Set(delivered).size).toBe(1);
-    for (const p of peers) p.inbound.ended();
-    expect(broker.peerCount).toBe(0);
-    expect(broker.status().subjects).toEqual([]);
-    broker.close();
+    // Both subscriptions match, yet each peer gets one frame (the client dispatches it to both).
+    await peers[0]!.alive(3);
+    for (const p of peers) expect(p.received.filter((m) => m["op"] === "msg")).toEqual([{ op: "msg", subject: "fan.out", p: Buffer.from("x"), seq: 1 }]);
+    for (const p of peers) p.destroy();
+    await memory.transport.drained();
+    expect(memory.broker.peerCount).toBe(0);
+    expect(memory.broker.status().subjects).toEqual([]);
+    await memory.stop();
   });
 
   it("replays retained values in publish order across subjects, though their seqs say otherwise", async () => {
-    const { Broker } = await import("./core/broker.js");
-    type Link = import("./core/peer-link.js").PeerLink & { got: Array<Record<string, unknown>> };
-    const broker = new Broker();
-    const peer = () => {
-      const link: Link = {
-        transport: "memory",
-        identity: { pid: null, uid: null, gid: null, exe: null, method: "none", exeVerified: false },
-        bytesSent: 0,
-        got: [],
-        send(out) {
-          this.got.push(out.message as unknown as Record<string, unknown>);
-          return 0;
-        },
-        close() {},
-      };
-      const inbound = broker.attach(link);
-      inbound.message({ op: "hello", v: 1 }, 10);
-      return { link, inbound };
-    };
-    const pub = peer();
+    const memory = await startMemoryBroker();
+    const pub = await memory.greeted();
     let id = 0;
-    const retain = (subject: string, text: string): number => {
-      pub.inbound.message({ op: "pub", subject, p: Buffer.from(text), retain: true, id: ++id }, 10);
-      const ok = pub.link.got.find((m) => m["op"] === "ok" && m["id"] === id);
-      return Number(ok?.["seq"]);
+    const retain = async (subject: string, text: string): Promise<number> => {
+      const mine = ++id;
+      pub.send({ op: "pub", subject, p: Buffer.from(text), retain: true, id: mine });
+      const ok = await pub.next((m) => m["op"] === "ok" && m["id"] === mine);
+      return Number(ok["seq"]);
     };
     // a.x takes its number first; b.y, new, starts above it and climbs; a.x's
     // next number is then below b.y's, though it was retained after.
-    retain("a.x", "a1");
+    await retain("a.x", "a1");
     let by = 0;
-    for (let i = 1; i <= 5; i++) by = retain("b.y", `b${i}`);
-    const ax = retain("a.x", "a2");
-    const cz = retain("c.z", "c1");
+    for (let i = 1; i <= 5; i++) by = await retain("b.y", `b${i}`);
+    const ax = await retain("a.x", "a2");
+    const cz = await retain("c.z", "c1");
     expect(ax).toBeLessThan(by);
-    pub.inbound.message({ op: "get", subject: "b.y", id: ++id }, 10);
+    pub.send({ op: "get", subject: "b.y", id: ++id });
+    await pub.next((m) => m["id"] === id);
 
-    const sub = peer();
-    sub.inbound.message({ op: "sub", sid: 1, subject: ">", replay: true, id: 1 }, 10);
-    const replayed = sub.link.got.filter((m) => m["op"] === "msg");
+    const sub = await memory.greeted();
+    sub.send({ op: "sub", sid: 1, subject: ">", replay: true, id: 1 });
+    await sub.next((m) => m["op"] === "ok" && m["id"] === 1);
+    const replayed = sub.received.filter((m) => m["op"] === "msg");
     expect(replayed.map((m) => [m["subject"], Buffer.from(m["p"] as Uint8Array).toString(), Number(m["seq"])])).toEqual([
       ["b.y", "b5", by],
       ["a.x", "a2", ax],
       ["c.z", "c1", cz],
     ]);
-    expect(sub.link.got.at(-1)).toEqual({ op: "ok", id: 1 });
-    broker.close();
+    expect(sub.received.at(-1)).toEqual({ op: "ok", id: 1 });
+    await memory.stop();
   });
 });

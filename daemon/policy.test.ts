@@ -1,11 +1,18 @@
-// The policy layer: rules and coverage as units; then the real daemon with a
-// policy file, clients of another uid (setpriv) and of a given executable,
-// denial reasons as the client receives them, and SIGHUP reloads.
+// The policy layer: rules and coverage as units; the rights a grant gives, op
+// by op, through the SDK over the memory transport (the broker in this
+// process, with the policy and a notifier); then the real daemon with a
+// policy file, clients of another uid (setpriv), denial reasons as the client
+// receives them, and SIGHUP reloads.
 import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Writable } from "node:stream";
+import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { connect } from "../client-sdk/index.js";
+import { DEFAULT_SERVICE_NAME } from "../protocol/index.js";
+import { DarwinNotifier, TableNotifier, type Notifier } from "./index.js";
+import { startMemoryBroker } from "./test-support/memory-broker.js";
 import { covers, evaluate, ownerOnlyPolicy } from "./core/policy.js";
 import { parsePolicy } from "./policy-file.js";
 import { CLI, cleanup, LineReader, runCli, SDK, tempDir } from "./test-support/harness.js";
@@ -113,15 +120,29 @@ async function policyBroker(policy: object) {
 
 const canSetpriv = me === 0 && spawnSync("sh", ["-c", "command -v setpriv"]).status === 0;
 
-describe("policy on a real daemon", () => {
+describe("policy rights (memory transport)", () => {
   it("allows and denies publish, subscribe, request and watch per rule, with the reason at the client", async () => {
-    const b = await policyBroker({
-      version: 1,
-      rules: [{ name: "node-limited", match: { uid: [me], exe: [process.execPath] }, connect: "allow", publish: ["ok.>"], subscribe: ["ok.>"], request: ["svc.ok"], watch: ["ok.*"] }],
-      otherwise: "deny",
+    const lines: Array<Record<string, unknown>> = [];
+    const logged = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString().split("\n")) if (line.startsWith("{")) lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
     });
+    const notifier: Notifier =
+      process.platform === "darwin" ? new DarwinNotifier(DEFAULT_SERVICE_NAME, 64) : new TableNotifier({ path: join(tempDir(), "b.notify"), prefix: DEFAULT_SERVICE_NAME, slots: 64, maxStates: 64 });
+    const policy = parsePolicy(
+      JSON.stringify({
+        version: 1,
+        rules: [{ name: "node-limited", match: { uid: [me], exe: [process.execPath] }, connect: "allow", publish: ["ok.>"], subscribe: ["ok.>"], request: ["svc.ok"], watch: ["ok.*"] }],
+        otherwise: "deny",
+      }),
+      "policy.json",
+    );
+    // The memory transport's peer is this process: its uid and executable, as SO_PEERCRED + pidfd would say.
+    const memory = await startMemoryBroker({ policy, notifier, logger: pino({ level: "info" }, logged) });
     try {
-      const c = await connect({ socket: b.socket, reconnect: false });
+      const c = await memory.client();
       await c.publish("ok.x", 1);
       await expect(c.publish("secret.x", 1)).rejects.toMatchObject({ code: "permission_denied", message: expect.stringMatching(/rule "node-limited" does not allow publish on "secret\.x" for uid \d+/) });
       await c.subscribe("ok.*");
@@ -135,12 +156,25 @@ describe("policy on a real daemon", () => {
       // The connection survived every denial.
       await c.flush();
       await c.close();
-      await b.log.waitForJson((l) => l["msg"] === "operation denied by policy" && l["right"] === "publish" && l["peerUid"] === me);
+      expect(lines.some((l) => l["msg"] === "operation denied by policy" && l["right"] === "publish" && l["peerUid"] === me)).toBe(true);
     } finally {
-      b.stop();
+      await memory.stop();
+      notifier.close?.();
     }
   });
 
+  it("denies a peer of another uid at connect, with the rule's reason, before closing it", async () => {
+    const policy = parsePolicy(JSON.stringify({ version: 1, rules: [{ name: "root-only", match: { uid: [0] }, connect: "allow", publish: [">"] }], otherwise: "deny" }), "policy.json");
+    const memory = await startMemoryBroker({ policy });
+    try {
+      await expect(memory.client({ identity: id(65534) })).rejects.toMatchObject({ code: "connection_denied", message: expect.stringMatching(/no rule of policy\.json matches uid 65534/) });
+    } finally {
+      await memory.stop();
+    }
+  });
+});
+
+describe("policy on a real daemon", () => {
   it.skipIf(!canSetpriv)("denies another uid's connection with the rule and attribute, before closing it (setpriv as nobody)", async () => {
     const b = await policyBroker({ version: 1, rules: [{ name: "root-only", match: { uid: [0] }, connect: "allow", publish: [">"] }], otherwise: "deny" });
     try {

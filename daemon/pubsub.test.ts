@@ -1,14 +1,54 @@
-// Pub/sub, retained values and request/reply between separate client
-// processes, through the real daemon.
+// Pub/sub, retained values and request/reply. The broker's logic runs over
+// the memory transport (the SDK and the real frame codec in this process, no
+// socket); a few smoke tests run it between separate client processes
+// through the real daemon.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Client, Message } from "../client-sdk/index.js";
 import { cleanup, spawnClient, startBroker, type BrokerProcess, type ClientProcess } from "./test-support/harness.js";
-import { RawPeer } from "./test-support/raw-peer.js";
+import { startMemoryBroker, type MemoryBroker } from "./test-support/memory-broker.js";
 
 let broker: BrokerProcess;
+let memory: MemoryBroker;
 beforeAll(async () => {
-  broker = await startBroker();
+  [broker, memory] = await Promise.all([startBroker(), startMemoryBroker()]);
 });
-afterAll(cleanup);
+afterAll(async () => {
+  await memory.stop();
+  cleanup();
+});
+
+/** Resolves when `test` holds for what `seen` collected; checked at every push (no sleeping). */
+function collector<T>(): { seen: T[]; push(item: T): void; until(test: (seen: T[]) => boolean): Promise<void> } {
+  const seen: T[] = [];
+  const waiters = new Set<() => void>();
+  return {
+    seen,
+    push(item) {
+      seen.push(item);
+      for (const w of [...waiters]) w();
+    },
+    until(test) {
+      if (test(seen)) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`timed out; seen: ${JSON.stringify(seen)}`)), 5_000);
+        const w = (): void => {
+          if (!test(seen)) return;
+          clearTimeout(timer);
+          waiters.delete(w);
+          resolve();
+        };
+        waiters.add(w);
+      });
+    },
+  };
+}
+
+/** Subscribes `client` to each pattern; every message goes to one collector as { pattern, message }. */
+async function listen(client: Client, patterns: string[], options: { replay?: boolean } = {}) {
+  const got = collector<{ pattern: string; m: Message }>();
+  for (const pattern of patterns) await client.subscribe(pattern, { ...options, callback: (m) => got.push({ pattern, m }) });
+  return got;
+}
 
 /** A subscriber process that reports every message as {"event":"msg", pattern, subject, data, seq}. */
 function subscriber(patterns: string[], options: Record<string, unknown> = {}): ClientProcess {
@@ -79,134 +119,90 @@ describe("publish and subscribe between processes", () => {
     expect(other.events("msg").map((e) => e["subject"])).toEqual(["home"]);
   });
 
+});
+
+describe("publish and subscribe (memory transport)", () => {
   it("hands a peer with overlapping subscriptions the message once per subscription, from one delivery", async () => {
-    const client = subscriber(["x.y", "x.*", "x.>"]);
-    await client.event("ready");
-    const pub = publisher();
-    await pub.event("ready");
-    pub.send(JSON.stringify(["x.y", "one"]));
-    await pub.event("published");
-    for (const pattern of ["x.y", "x.*", "x.>"]) await client.event("msg", (e) => e["pattern"] === pattern);
-    pub.send(JSON.stringify(["x.y", "two"]));
-    await client.event("msg", (e) => e["pattern"] === "x.>" && e["data"] === "two");
-    expect(client.events("msg").filter((e) => e["data"] === "one")).toHaveLength(3);
+    const client = await memory.client();
+    const got = await listen(client, ["x.y", "x.*", "x.>"]);
+    const pub = await memory.client();
+    await pub.publish("x.y", "one");
+    for (const pattern of ["x.y", "x.*", "x.>"]) await got.until((seen) => seen.some((e) => e.pattern === pattern));
+    await pub.publish("x.y", "two");
+    await got.until((seen) => seen.some((e) => e.pattern === "x.>" && e.m.data === "two"));
+    expect(got.seen.filter((e) => e.m.data === "one")).toHaveLength(3);
   });
 
   it("keeps bytes, text and JSON payloads as they were sent", async () => {
-    const client = spawnClient(
-      broker.socket,
-      `
-const client = await connect({ socket });
-const sub = await client.subscribe("enc.*");
-emit("ready");
-let n = 0;
-for await (const m of sub) {
-  emit("msg", { subject: m.subject, encoding: m.encoding, isBytes: m.data instanceof Uint8Array, data: toJson(m.data) });
-  if (++n === 3) break;
-}
-await client.close();
-`,
-    );
-    await client.event("ready");
-    const pub = spawnClient(
-      broker.socket,
-      `
-const client = await connect({ socket });
-await client.publish("enc.bytes", Buffer.from([0, 1, 254, 255]));
-await client.publish("enc.text", "héllo\\nworld");
-await client.publish("enc.json", { list: [1, "two", null], nested: { ok: true } });
-await client.close();
-emit("done");
-`,
-    );
-    await pub.event("done");
-    await client.exited;
-    const msgs = client.events("msg");
-    expect(msgs).toEqual([
-      { event: "msg", subject: "enc.bytes", encoding: "bytes", isBytes: true, data: { base64: Buffer.from([0, 1, 254, 255]).toString("base64") } },
-      { event: "msg", subject: "enc.text", encoding: "text", isBytes: false, data: "héllo\nworld" },
-      { event: "msg", subject: "enc.json", encoding: "json", isBytes: false, data: { list: [1, "two", null], nested: { ok: true } } },
+    const client = await memory.client();
+    const got = await listen(client, ["enc.*"]);
+    const pub = await memory.client();
+    await pub.publish("enc.bytes", Buffer.from([0, 1, 254, 255]));
+    await pub.publish("enc.text", "héllo\nworld");
+    await pub.publish("enc.json", { list: [1, "two", null], nested: { ok: true } });
+    await got.until((seen) => seen.length === 3);
+    expect(got.seen.map(({ m }) => ({ subject: m.subject, encoding: m.encoding, isBytes: m.data instanceof Uint8Array, data: m.data instanceof Uint8Array ? Buffer.from(m.data) : m.data }))).toEqual([
+      { subject: "enc.bytes", encoding: "bytes", isBytes: true, data: Buffer.from([0, 1, 254, 255]) },
+      { subject: "enc.text", encoding: "text", isBytes: false, data: "héllo\nworld" },
+      { subject: "enc.json", encoding: "json", isBytes: false, data: { list: [1, "two", null], nested: { ok: true } } },
     ]);
   });
 
   it("stops delivering after unsubscribe", async () => {
-    const client = spawnClient(
-      broker.socket,
-      `
-const client = await connect({ socket });
-const kept = await client.subscribe("u.*", { callback: (m) => emit("kept", { data: m.data }) });
-const gone = await client.subscribe("u.*", { callback: (m) => emit("gone", { data: m.data }) });
-emit("ready");
-for await (const line of commands) {
-  if (line === "unsub") { await gone.unsubscribe(); emit("unsubscribed"); }
-}
-`,
-    );
-    await client.event("ready");
-    const pub = publisher();
-    await pub.event("ready");
-    pub.send(JSON.stringify(["u.a", 1]));
-    await client.event("gone", (e) => e["data"] === 1);
-    client.send("unsub");
-    await client.event("unsubscribed");
-    pub.send(JSON.stringify(["u.a", 2]));
-    await client.event("kept", (e) => e["data"] === 2);
-    expect(client.events("gone").map((e) => e["data"])).toEqual([1]);
+    const client = await memory.client();
+    const kept = collector<unknown>();
+    const gone = collector<unknown>();
+    await client.subscribe("u.*", { callback: (m) => kept.push(m.data) });
+    const goneSub = await client.subscribe("u.*", { callback: (m) => gone.push(m.data) });
+    const pub = await memory.client();
+    await pub.publish("u.a", 1);
+    await gone.until((seen) => seen.includes(1));
+    await goneSub.unsubscribe();
+    await pub.publish("u.a", 2);
+    await kept.until((seen) => seen.includes(2));
+    expect(gone.seen).toEqual([1]);
   });
 });
 
 describe("retained values", () => {
   it("serves get with value and seq, a clear none, replay to new subscribers, and clearing", async () => {
-    const pub = publisher();
-    await pub.event("ready");
-    pub.send(JSON.stringify(["state.battery", { level: 80 }, { retain: true }]));
-    pub.send(JSON.stringify(["state.wifi", "up", { retain: true }]));
-    pub.send(JSON.stringify(["state.battery", { level: 79 }, { retain: true }]));
-    pub.send(JSON.stringify(["state.noise", "not retained"]));
-    await pub.event("published", (e) => e["subject"] === "state.noise");
-    const batterySeq = pub.events("published").filter((e) => e["subject"] === "state.battery")[1]?.["seq"];
+    const pub = await memory.client();
+    await pub.publish("state.battery", { level: 80 }, { retain: true });
+    await pub.publish("state.wifi", "up", { retain: true });
+    const { seq: batterySeq } = await pub.publish("state.battery", { level: 79 }, { retain: true });
+    await pub.publish("state.noise", "not retained");
 
-    const reader = spawnClient(
-      broker.socket,
-      `
-const client = await connect({ socket });
-for (const s of ["state.battery", "state.noise", "state.none"]) {
-  const r = await client.get(s);
-  emit("get", { subject: s, found: r.found, data: r.found ? r.data : undefined, seq: r.seq });
-}
-const sub = await client.subscribe("state.*", { replay: true });
-emit("subscribed");
-let n = 0;
-for await (const m of sub) { emit("replayed", { subject: m.subject, data: m.data, seq: m.seq }); if (++n === 2) break; }
-await client.close();
-`,
-    );
-    await reader.exited;
-    expect(reader.events("get")).toEqual([
-      { event: "get", subject: "state.battery", found: true, data: { level: 79 }, seq: batterySeq },
-      { event: "get", subject: "state.noise", found: false, seq: 0 },
-      { event: "get", subject: "state.none", found: false, seq: 0 },
+    const reader = await memory.client();
+    const gets = [];
+    for (const s of ["state.battery", "state.noise", "state.none"]) {
+      const r = await reader.get(s);
+      gets.push({ subject: s, found: r.found, data: r.found ? r.data : undefined, seq: r.seq });
+    }
+    expect(gets).toEqual([
+      { subject: "state.battery", found: true, data: { level: 79 }, seq: batterySeq },
+      { subject: "state.noise", found: false, data: undefined, seq: 0 },
+      { subject: "state.none", found: false, data: undefined, seq: 0 },
     ]);
-    const replayed = reader.events("replayed").map((e) => [e["subject"], e["data"]]);
-    expect(replayed).toEqual(
+    const replayed = await listen(reader, ["state.*"], { replay: true });
+    await replayed.until((seen) => seen.length === 2);
+    expect(replayed.seen.map(({ m }) => [m.subject, m.data])).toEqual(
       expect.arrayContaining([
         ["state.battery", { level: 79 }],
         ["state.wifi", "up"],
       ]),
     );
 
-    pub.send(JSON.stringify(["state.wifi", "", { retain: true }]));
-    await pub.event("published", (e) => e["subject"] === "state.wifi" && pub.events("published").filter((x) => x["subject"] === "state.wifi").length === 2);
-    const after = spawnClient(broker.socket, `const c = await connect({ socket }); const r = await c.get("state.wifi"); emit("get", { found: r.found }); await c.close();`);
-    expect((await after.event("get"))["found"]).toBe(false);
+    await pub.publish("state.wifi", "", { retain: true });
+    const after = await memory.client();
+    expect((await after.get("state.wifi")).found).toBe(false);
   });
 });
 
 describe("retained replay order", () => {
   it("replays in the order the values were retained, across subjects and publishers, not by seq", async () => {
-    const [one, two] = await Promise.all([RawPeer.greeted(broker.socket), RawPeer.greeted(broker.socket)]);
+    const [one, two] = await Promise.all([memory.greeted(), memory.greeted()]);
     let id = 0;
-    const retain = async (peer: RawPeer, subject: string, text: string): Promise<number> => {
+    const retain = async (peer: typeof one, subject: string, text: string): Promise<number> => {
       const mine = ++id;
       peer.send({ op: "pub", subject, p: Buffer.from(text), enc: "text", retain: true, id: mine });
       return Number((await peer.next((m) => m["id"] === mine))["seq"]);
@@ -221,7 +217,7 @@ describe("retained replay order", () => {
     one.send({ op: "get", subject: "order.b.y", id: ++id });
     await one.next((m) => m["id"] === id);
 
-    const reader = await RawPeer.greeted(broker.socket);
+    const reader = await memory.greeted();
     reader.send({ op: "sub", sid: 9, subject: "order.>", replay: true, id: 1 });
     await reader.next((m) => m["op"] === "ok" && m["id"] === 1);
     const replayed = reader.received.filter((m) => m["op"] === "msg");
@@ -230,7 +226,7 @@ describe("retained replay order", () => {
       ["order.a.x", "a2", ax, 9],
       ["order.c.z", "c1", cz, 9],
     ]);
-    for (const peer of [one, two, reader]) peer.socket.destroy();
+    for (const peer of [one, two, reader]) peer.destroy();
   });
 });
 
@@ -271,29 +267,40 @@ await client.close();
     expect(r.events("served")).toEqual([{ event: "served", data: { n: 7 } }]);
   });
 
+});
+
+describe("request and reply (memory transport)", () => {
   it("round-robins requests across a queue group", async () => {
-    const members = ["w1", "w2", "w3"].map((n) => responder(n, "work.do", "workers"));
-    await Promise.all(members.map((m) => m.event("ready")));
-    const q = requester(`for (let i = 0; i < 9; i++) await ask("work.do", i);`);
-    await q.exited;
-    const by = q.events("reply").map((e) => (e["data"] as { by: string }).by);
+    for (const name of ["w1", "w2", "w3"]) {
+      const member = await memory.client({ name });
+      await member.respond("work.do", (req) => ({ by: name, echo: req.data }), { queue: "workers" });
+    }
+    const asker = await memory.client({ name: "requester" });
+    const by: string[] = [];
+    for (let i = 0; i < 9; i++) by.push(((await asker.request("work.do", i)).data as { by: string }).by);
     expect(by).toHaveLength(9);
     for (const name of ["w1", "w2", "w3"]) expect(by.filter((b) => b === name)).toHaveLength(3);
   });
 
   it("fails at once with no_responders, and with timeout when nobody answers in time", async () => {
-    const silent = spawnClient(
-      broker.socket,
-      `const c = await connect({ socket }); await c.subscribe("slow.op", { queue: "q", callback: () => emit("got") }); emit("ready");`,
-    );
-    await silent.event("ready");
-    const q = requester(`await ask("nobody.home", 1, 5000); await ask("slow.op", 1, 300);`);
-    await q.exited;
-    const [none, slow] = q.events("failed");
+    const silent = await memory.client();
+    const got = collector<unknown>();
+    await silent.subscribe("slow.op", { queue: "q", callback: (m) => got.push(m.data) });
+    const asker = await memory.client({ name: "requester" });
+    const fail = async (subject: string, timeoutMs: number) => {
+      const started = Date.now();
+      const error = (await asker.request(subject, 1, { timeoutMs }).then(
+        () => ({}),
+        (e: unknown) => e,
+      )) as { code?: string; name?: string };
+      return { code: error.code, name: error.name, ms: Date.now() - started };
+    };
+    const none = await fail("nobody.home", 5000);
+    const slow = await fail("slow.op", 300);
     expect(none).toMatchObject({ code: "no_responders", name: "NoRespondersError" });
-    expect(none!["ms"] as number).toBeLessThan(1000);
+    expect(none.ms).toBeLessThan(1000);
     expect(slow).toMatchObject({ code: "timeout", name: "RequestTimeoutError" });
-    expect(slow!["ms"] as number).toBeGreaterThanOrEqual(290);
-    await silent.event("got");
+    expect(slow.ms).toBeGreaterThanOrEqual(290);
+    await got.until((seen) => seen.length === 1);
   });
 });

@@ -5,7 +5,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { XpcbusError } from "../client-sdk/errors.js";
+import { XpcbusError } from "../client-sdk/index.js";
 import type { ServiceNames } from "./service-names.js";
 import { SERVICE_UNIT, SOCKET_UNIT, type SystemdUnits } from "./systemd-units.js";
 

@@ -4,8 +4,8 @@
 
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
-import { defaultSocketPath, SYSTEM_SOCKET_PATH } from "../client-sdk/paths.js";
-import { DEFAULT_SERVICE_NAME } from "../client-sdk/protocol/notify-name.js";
+import { defaultSocketPath, SYSTEM_SOCKET_PATH } from "../client-sdk/index.js";
+import { DEFAULT_SERVICE_NAME } from "../protocol/index.js";
 
 export type ServiceScope = "user" | "system";
 

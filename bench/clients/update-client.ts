@@ -1,7 +1,8 @@
 // Benchmark client for update delivery: learns of a subject's new values by
 // polling (`get` every intervalMs), push (subscribe), notify (watch, wake
 // only) or notify-then-fetch (watch + get). Records when it first had each
-// sequence number; prints and resets the records at each "dump" on stdin.
+// sequence number; prints and resets the records at each "dump" on stdin,
+// and prints the newest number seen at each "last".
 import { createInterface } from "node:readline";
 import { connect } from "../../client-sdk/index.js";
 
@@ -33,6 +34,8 @@ if (mode === "poll") {
 }
 process.stdout.write("ready\n");
 for await (const line of createInterface({ input: process.stdin })) {
+  // "last": the newest sequence number seen so far, records kept (the scenario asks while it waits for stragglers).
+  if (line === "last") process.stdout.write(`${JSON.stringify({ last })}\n`);
   if (line !== "dump") continue;
   process.stdout.write(`${JSON.stringify({ records, last })}\n`);
   records = [];

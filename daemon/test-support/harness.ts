@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
+import { connect } from "../../client-sdk/index.js";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const CLI = join(ROOT, "dist", "daemon", "cli", "main.js");
@@ -277,5 +278,20 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     }
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
     await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/**
+ * Waits until the broker on `socket` has a subscription on `subject` (a CLI
+ * `sub`'s readiness is visible only there). Asks over one SDK connection, not
+ * by starting a `status` process per poll, which under load starved the very
+ * process it waited for.
+ */
+export async function waitForSubscription(socket: string, subject: string, timeoutMs = 10_000): Promise<void> {
+  const observer = await connect({ socket, reconnect: false, name: "test-observer" });
+  try {
+    await eventually(async () => ((await observer.status()).subjects.some((x) => x.subject === subject) ? true : undefined), timeoutMs, `a subscription on "${subject}"`);
+  } finally {
+    await observer.close();
   }
 }

@@ -10,7 +10,7 @@
 
 import type { Logger } from "pino";
 import type { BrokerMsg, ErrMsg } from "../../protocol/index.js";
-import { XpcbusError } from "../../client-sdk/index.js";
+import { XpcbusError } from "../../protocol/index.js";
 import { loadNative, type NativeAddon, type NativeXpcEvent, type NativeXpcListener, type NativeXpcObject } from "../../native/index.js";
 import type { Outbound, PeerIdentity, PeerInbound, PeerLink, WireEncoder } from "../core/peer-link.js";
 import { CODE_SIGNING_LOST, codeSigningRefusal, type CodeSigningRefusal } from "../core/policy.js";

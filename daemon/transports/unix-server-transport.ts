@@ -5,7 +5,7 @@
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { chmodSync, lstatSync, unlinkSync } from "node:fs";
 import type { Logger } from "pino";
-import { XpcbusError } from "../../client-sdk/index.js";
+import { XpcbusError } from "../../protocol/index.js";
 import type { BrokerAttachment, ServerTransport } from "./server-transport.js";
 import { unixPeerIdentity } from "./peer-identity.js";
 import { UnixPeerLink } from "./unix-peer-link.js";
@@ -43,7 +43,7 @@ export function socketIsLive(path: string): Promise<boolean> {
   });
 }
 
-export class UnixSocketServer implements ServerTransport {
+export class UnixServerTransport implements ServerTransport {
   readonly name = "unix";
   readonly address: string;
   readonly #options: UnixServerOptions;
