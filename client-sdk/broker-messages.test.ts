@@ -7,17 +7,8 @@ import { connect } from "./connect.js";
 import type { Client } from "./client.js";
 import type { ClientConnection, ClientConnectionHandlers, ClientTransport } from "./client-transport.js";
 import type { ClientOp } from "../protocol/index.js";
+import { EXAMPLE_LIMITS as LIMITS } from "../protocol/test-support/examples.js";
 
-const LIMITS = {
-  maxFrameBytes: 1064960,
-  maxPayloadBytes: 1048576,
-  maxSubjectBytes: 256,
-  maxSubjectTokens: 16,
-  maxSubscriptionsPerPeer: 10000,
-  maxPendingRequestsPerPeer: 1024,
-  maxRequestTimeoutMs: 600000,
-  maxWatchesPerPeer: 1024,
-};
 
 /** A broker played by the test: `answer` gets every op the client sends and what to send back with. */
 class ScriptedTransport implements ClientTransport {

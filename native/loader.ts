@@ -74,18 +74,12 @@ export interface NativeNotifyDispatchWatcher {
 /** An XPC object held by JS (an encoded message, an endpoint); released when collected. */
 export type NativeXpcObject = { readonly __xpcObject: unique symbol };
 
-/** An XPC peer's identity, read from its audit token when the listener accepted it. */
-export interface NativeXpcIdentity {
-  pid: number | null;
-  uid: number | null;
-  gid: number | null;
-  exe: string | null;
-  /** True when `exe` was read through the audit token (macOS 11+), so it is the peer's. */
-  exeVerified: boolean;
-  /** Why `exe` is null or not verified; null when it is verified. */
-  exeError: string | null;
-  /** "xpc_audit_token". */
-  method: string;
+/**
+ * An XPC peer's identity, read from its audit token when the listener
+ * accepted it (`method` "xpc_audit_token"; `exeVerified` when the path came
+ * through the token, macOS 11+).
+ */
+export interface NativeXpcIdentity extends NativePeerCredentials {
   teamId: string | null;
   auditToken: Uint8Array;
 }

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { parseBrokerMessage, readAnswer, type BrokerMessage } from "./broker-message-parser.js";
 import { decodeFrameBody, encodeFrame } from "./frame-codec.js";
 import type { OkMsg } from "./messages.js";
+import { EXAMPLE_LIMITS as LIMITS } from "./test-support/examples.js";
 
 /** As a client receives it: encoded by the broker's codec and decoded again. */
 function wire(map: Record<string, unknown>): Record<string, unknown> {
@@ -26,16 +27,6 @@ function ok(map: Record<string, unknown>): OkMsg {
   return read;
 }
 
-const LIMITS = {
-  maxFrameBytes: 1064960,
-  maxPayloadBytes: 1048576,
-  maxSubjectBytes: 256,
-  maxSubjectTokens: 16,
-  maxSubscriptionsPerPeer: 10000,
-  maxPendingRequestsPerPeer: 1024,
-  maxRequestTimeoutMs: 600000,
-  maxWatchesPerPeer: 1024,
-};
 const TABLE = { mechanism: "table", prefix: "io.xpcbus.broker", table: "/run/user/1000/xpcbus/broker.sock.notify", slots: 4096, instance: 12751207339398457117n };
 const BIG_SEQ = 1795613115069003;
 
