@@ -1,5 +1,8 @@
 # Built by `npm install` (node-gyp rebuild --directory=native). One addon;
 # the platform half is chosen here, never with #ifdef inside shared files.
+# NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS: a call into the addon while a
+# Worker is being terminated cannot throw (napi_throw fails); without it
+# node-addon-api turns that into a fatal error (seen under the notify stress).
 {
   "targets": [
     {
@@ -9,7 +12,7 @@
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "src"
       ],
-      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-fno-exceptions"],
       "conditions": [
         ["OS=='linux'", {

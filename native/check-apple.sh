@@ -46,4 +46,4 @@ JS
 # Mirror binding.gyp's defines and include path; the XPC C example too (the
 # notify table example is Linux-only).
 exec bash "$checker" -p "$root" -x '*/linux/*' "$root/native/src" "$root/docs/examples/xpc-client.c" -- \
-  -I"$root/native/src" -DNAPI_VERSION=8 -DNAPI_DISABLE_CPP_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED
+  -I"$root/native/src" -DNAPI_VERSION=8 -DNAPI_DISABLE_CPP_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED -DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS
