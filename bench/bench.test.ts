@@ -36,6 +36,11 @@ describe("benchmark harness (tiny profile)", () => {
     expect(results.throughput!.rows.map((r) => r.payloadBytes)).toEqual([64, 4096]);
     const sc = results.slowConsumer!;
     expect(sc.withStopped.stopped!.messages + sc.withStopped.stopped!.droppedTotal).toBe(1000);
+    const burst = results.burst!.rows.find((r) => r.system === "xpcbus")!;
+    expect(burst.delivered).toBe(burst.messages * burst.subscribers);
+    expect(burst.publisherCpuMs).toBeGreaterThan(0); // read from /proc while the publisher was still alive
+    expect(burst.subscribersCpuMs).toBeGreaterThan(0);
+    expect(readFileSync(join(outDir, "latest.md"), "utf8")).toMatch(/## Burst/);
     if (process.platform === "linux") expect(results.notify!.postCost.map((r) => r.watchers)).toEqual([1, 10, 100, 1000]);
 
     const files = readdirSync(outDir);
@@ -46,8 +51,8 @@ describe("benchmark harness (tiny profile)", () => {
     expect(readFileSync(join(outDir, "latest.md"), "utf8")).toMatch(/## Update delivery/);
     const svg = readFileSync(join(outDir, "latest.svg"), "utf8");
     expect(svg).toMatch(/^<svg /);
-    // One mark per row the log-log chart can place (CPU is read in 10 ms ticks: a
-    // tiny window may read 0, and such a row has no place), one legend mark per mode.
+    // One mark per row the log-log chart can place (a row that used under 1 µs
+    // of CPU per update rounds to 0 and has no place), one legend mark per mode.
     const charted = delivery.rows.filter((r) => r.cpuUsPerUpdate > 0 && r.latency.p50Us > 0);
     expect(svg.match(/<circle [^>]*><title>/g)?.length ?? 0).toBe(charted.length);
     expect(svg.match(/<circle [^>]*\/>/g)?.length ?? 0).toBe(new Set(charted.map((r) => r.mode)).size);

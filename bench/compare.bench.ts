@@ -4,7 +4,7 @@
 // the last subscriber to get it, CPU per delivery). Subscribers are separate
 // processes; the publisher is this process.
 
-import { cpuMs } from "./support/cpu.js";
+import { cpuMs, cpuMsOf, roundMs } from "./support/cpu.js";
 import { newHistogram, summarise, type LatencySummary } from "./support/histogram.js";
 import { clientScript, scratchDir, sleep, spawnNode, type Spawned } from "./support/processes.js";
 import { openPublisher, startSystem, SYSTEMS, unavailable, type SystemName } from "./support/systems.js";
@@ -40,7 +40,7 @@ async function once(system: SystemName, dir: string, subscribers: number, messag
     const publisher = await openPublisher(system, server.address);
     await sleep(100); // subscriptions are acknowledged; let the servers settle
     const pids = subs.map((s) => s.child.pid!);
-    const cpuStart = { server: cpuMs(server.pid), subs: pids.reduce((a, p) => a + cpuMs(p), 0) };
+    const cpuStart = { server: cpuMs(server.pid), subs: cpuMsOf(pids) };
     const payload = Buffer.alloc(Math.max(12, payloadBytes));
     for (let i = 0; i < messages; i++) {
       await sleep(spacingMs);
@@ -49,12 +49,14 @@ async function once(system: SystemName, dir: string, subscribers: number, messag
       await publisher.publish(subject, payload);
     }
     // Give stragglers a bounded time, then ask everyone for what they have.
+    // Subscribers stay alive after their result line until stdin closes, so
+    // their CPU can still be read below.
     const results = await Promise.race([
       Promise.all(subs.map((s) => s.result<{ latencies: number[]; received: number }>())),
       sleep(5000 + spacingMs * 10).then(() => null),
     ]);
-    const final = results ?? (await Promise.all(subs.map((s) => (s.child.stdin!.end(), s.result<{ latencies: number[]; received: number }>()))));
-    const cpuEnd = { server: cpuMs(server.pid), subs: pids.reduce((a, p) => a + cpuMs(p), 0) };
+    const final = results ?? (await Promise.all(subs.map((s) => (s.child.stdin!.write("finish\n"), s.result<{ latencies: number[]; received: number }>()))));
+    const cpuEnd = { server: cpuMs(server.pid), subs: cpuMsOf(pids) };
     await publisher.close();
     const histogram = newHistogram();
     let missing = 0;
@@ -67,8 +69,8 @@ async function once(system: SystemName, dir: string, subscribers: number, messag
       }
       if (worst >= 0) histogram.recordValue(Math.max(1, worst));
     }
-    const serverCpuMs = cpuEnd.server - cpuStart.server;
-    const subscribersCpuMs = cpuEnd.subs - cpuStart.subs;
+    const serverCpuMs = roundMs(cpuEnd.server - cpuStart.server);
+    const subscribersCpuMs = roundMs(cpuEnd.subs - cpuStart.subs);
     return {
       system,
       subscribers,

@@ -4,7 +4,7 @@
 // the broker and both clients.
 
 import { join } from "node:path";
-import { cpuMs } from "./support/cpu.js";
+import { cpuMs, roundMs } from "./support/cpu.js";
 import { clientScript, scratchDir, spawnNode, startBroker } from "./support/processes.js";
 
 export interface ThroughputRow {
@@ -32,7 +32,7 @@ export async function run(options: { messages: number; payloads: number[] }): Pr
         sub.result<{ cpuMs: number; firstNs: string; lastNs: string }>(),
         pub.result<{ cpuMs: number }>(),
       ]);
-      const brokerCpuMs = cpuMs(broker.pid) - brokerStart;
+      const brokerCpuMs = roundMs(cpuMs(broker.pid) - brokerStart);
       await broker.stop();
       const seconds = Number(BigInt(s.lastNs) - BigInt(s.firstNs)) / 1e9;
       rows.push({

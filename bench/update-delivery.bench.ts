@@ -7,7 +7,7 @@
 
 import { join } from "node:path";
 import { connect, type Client } from "../client-sdk/index.js";
-import { cpuMs } from "./support/cpu.js";
+import { cpuMs, cpuMsOf as cpuOf, roundMs } from "./support/cpu.js";
 import { newHistogram, summarise, type LatencySummary } from "./support/histogram.js";
 import { clientScript, scratchDir, sleep, spawnNode, startBroker, type Spawned } from "./support/processes.js";
 
@@ -73,11 +73,6 @@ async function clientCounters(observer: Client): Promise<Counters> {
   return { frames, bytes };
 }
 
-
-function cpuOf(pids: number[]): number {
-  return pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
-}
-
 export interface Rate {
   perSecond: number;
   /** How long the publisher updates at this rate. */
@@ -139,8 +134,8 @@ export async function run(options: {
             mode: mode.name,
             clients,
             windowMs: options.idleMs,
-            brokerCpuMs: cpuMs(broker.pid) - idleStart.broker,
-            clientsCpuMs: cpuOf(pids) - idleStart.clients,
+            brokerCpuMs: roundMs(cpuMs(broker.pid) - idleStart.broker),
+            clientsCpuMs: roundMs(cpuOf(pids) - idleStart.clients),
             frames: idleCounters.frames - idleStart.counters.frames,
           });
           for (const { perSecond: rate, windowMs } of options.rates) {
@@ -181,8 +176,8 @@ export async function run(options: {
               if (dump.last !== lastSeq) complete = false;
               if (mode.mode === "push" && dump.records.length !== updates) complete = false;
             }
-            const brokerCpuMs = end.broker - start.broker;
-            const clientsCpuMs = end.clients - start.clients;
+            const brokerCpuMs = roundMs(end.broker - start.broker);
+            const clientsCpuMs = roundMs(end.clients - start.clients);
             rows.push({
               mode: mode.name,
               clients,

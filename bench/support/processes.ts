@@ -32,11 +32,15 @@ export interface Spawned {
   ask<T>(command: string): Promise<T>;
   /** Resolves at the first stdout line equal to `line`. */
   line(line: string): Promise<void>;
+  /** Calls `listener` with every stdout line from now on (progress lines). */
+  onLine(listener: (line: string) => void): void;
   stop(): Promise<void>;
 }
 
 export function spawnNode(script: string, args: string[]): Spawned {
   const child = spawn(process.execPath, [script, ...args], { stdio: ["pipe", "pipe", "inherit"] });
+  // A write to a child that died is reported by its exit (result() rejects), not by crashing the harness with EPIPE.
+  child.stdin!.on("error", () => undefined);
   const lines: string[] = [];
   const waiters: Array<(line: string) => void> = [];
   createInterface({ input: child.stdout! }).on("line", (l) => {
@@ -63,6 +67,7 @@ export function spawnNode(script: string, args: string[]): Spawned {
       return JSON.parse(await waitLine((l) => l.startsWith("{") && seen++ === skip)) as T;
     },
     line: async (wanted) => void (await waitLine((l) => l === wanted)),
+    onLine: (listener) => void waiters.push(listener),
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
       await exited;

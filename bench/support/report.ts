@@ -2,6 +2,7 @@
 // update against latency, log scales, one mark per mode and client count).
 // Ratios are against the floor and the best peer measured in the same run.
 
+import type { BurstResult, BurstRow } from "../burst.bench.js";
 import type { CompareResult } from "../compare.bench.js";
 import type { FloorsResult } from "../floors.bench.js";
 import type { NotifyResult } from "../notify.bench.js";
@@ -20,9 +21,11 @@ export interface RunResults {
   throughput?: { rows: ThroughputRow[] };
   notify?: NotifyResult;
   slowConsumer?: SlowConsumerResult;
+  burst?: BurstResult;
   failures: Array<{ scenario: string; error: string }>;
 }
 
+const roundMs = (ms: number): number => Math.round(ms * 1000) / 1000;
 const ratio = (a: number, b: number): string => (b > 0 ? `${(a / b).toFixed(2)}×` : "n/a");
 
 function table(header: string[], rows: Array<Array<string | number>>): string {
@@ -48,6 +51,7 @@ export function headline(r: RunResults): string {
     const best = fan.filter((row) => row.system !== "xpcbus").sort((a, b) => a.cpuUsPerDelivery - b.cpuUsPerDelivery)[0];
     lines.push(`- CPU per delivery: ${oursFan.cpuUsPerDelivery} µs` + (best ? ` vs best peer ${best.system} ${best.cpuUsPerDelivery} µs (${ratio(oursFan.cpuUsPerDelivery, best.cpuUsPerDelivery)})` : ""));
   }
+  lines.push(...burstHeadline(r.burst));
   const rows = r.delivery?.rows ?? [];
   for (const rate of [...new Set(rows.map((row) => row.ratePerSecond))].sort((a, b) => a - b)) {
     const poll = rows.find((row) => row.mode === "poll 100 ms" && row.clients === 10 && row.ratePerSecond === rate);
@@ -55,9 +59,8 @@ export function headline(r: RunResults): string {
     if (!poll || !push) continue;
     const pollCpu = poll.brokerCpuMs + poll.clientsCpuMs;
     const pushCpu = push.brokerCpuMs + push.clientsCpuMs;
-    // CPU is read in 10 ms ticks: a total under one tick is reported as such, not as zero.
-    const versus = pushCpu > 0 ? `${(pollCpu / pushCpu).toFixed(1)}× the CPU of push (${pushCpu} ms)` : "push stayed under one 10 ms tick";
-    lines.push(`- 10 clients, ${rate} update(s)/s: polling every 100 ms used ${pollCpu} ms CPU, ${versus}; staleness p50 ${poll.latency.p50Us} µs vs push ${push.latency.p50Us} µs`);
+    const versus = pushCpu > 0 ? `${(pollCpu / pushCpu).toFixed(1)}× the CPU of push (${roundMs(pushCpu)} ms)` : "push used no measurable CPU";
+    lines.push(`- 10 clients, ${rate} update(s)/s: polling every 100 ms used ${roundMs(pollCpu)} ms CPU, ${versus}; staleness p50 ${poll.latency.p50Us} µs vs push ${push.latency.p50Us} µs`);
   }
   const idle = r.delivery?.idle.filter((row) => row.mode === "notify") ?? [];
   for (const row of idle) {
@@ -66,12 +69,31 @@ export function headline(r: RunResults): string {
   return lines.join("\n");
 }
 
+/** The burst against NATS and against the best peer (most deliveries/s; least CPU per delivery), measured in the same run. */
+function burstHeadline(burst: BurstResult | undefined): string[] {
+  const ours = burst?.rows.find((row) => row.system === "xpcbus");
+  if (burst === undefined || ours === undefined) return [];
+  const peers = burst.rows.filter((row) => row.system !== "xpcbus");
+  const nats = peers.find((row) => row.system === "nats");
+  const fastest = [...peers].sort((a, b) => b.deliveriesPerSecond - a.deliveriesPerSecond)[0];
+  const leanest = [...peers].sort((a, b) => a.cpuUsPerDelivery - b.cpuUsPerDelivery)[0];
+  const versus = (pick: (row: BurstRow) => number, unit: string, peer: BurstRow | undefined, label: string): string =>
+    peer === undefined ? "" : `, ${ratio(pick(ours), pick(peer))} ${label === "NATS" ? label : `${label} ${peer.system}`} (${pick(peer)}${unit})`;
+  // When NATS is the best peer too, one ratio says both.
+  const both = (best: BurstRow | undefined, pick: (row: BurstRow) => number, unit: string): string =>
+    best !== undefined && best === nats ? `, ${ratio(pick(ours), pick(nats))} NATS (${pick(nats)}${unit}, the best peer)` : versus(pick, unit, nats, "NATS") + versus(pick, unit, best, "best peer");
+  return [
+    `- burst, ${ours.messages} × ${ours.payloadBytes} B to ${ours.subscribers} subscribers: ${ours.deliveriesPerSecond} deliveries/s` + both(fastest, (row) => row.deliveriesPerSecond, "/s"),
+    `- burst, CPU per delivery (broker + publisher + subscribers): ${ours.cpuUsPerDelivery} µs` + both(leanest, (row) => row.cpuUsPerDelivery, " µs"),
+  ];
+}
+
 export function markdown(r: RunResults): string {
   const out: string[] = [
     `# xpcbus benchmark (${r.profile} profile)`,
     "",
     `${r.startedAt}, ${r.durationS} s. Machine: ${r.machine.cpu}, ${r.machine.cores} cores, Linux ${r.machine.kernel}, Node ${r.machine.node}.`,
-    "Every process is real; latency is HdrHistogram over every delivery; CPU is user+system from /proc (10 ms ticks).",
+    "Every process is real; latency is HdrHistogram over every delivery; CPU is time on CPU from /proc/<pid>/task/*/schedstat (ns, every thread), for brokers and clients alike.",
     "",
     "## Headline",
     "",
@@ -127,6 +149,18 @@ export function markdown(r: RunResults): string {
       ]),
     ));
     if (stopped !== undefined && !stopped.caughtUp) out.push("", "The stopped subscriber did NOT receive messages and drop notices adding up to what was published.");
+  }
+  if (r.burst) {
+    const b = r.burst;
+    const first = b.rows[0];
+    const nats = b.rows.find((row) => row.system === "nats");
+    out.push("", first === undefined ? "## Burst" : `## Burst: ${first.messages} × ${first.payloadBytes} B to ${first.subscribers} subscriber processes, at most ${first.window} ahead of the slowest`, "",
+      "Deliveries/s: first publish → last delivery at the last subscriber. CPU: broker + publisher + every subscriber, over the burst.", "", table(
+      ["broker", "delivered", "lost", "s", "deliveries/s", "vs NATS", "broker CPU ms", "publisher CPU ms", "subscribers CPU ms", "CPU µs/delivery", "vs NATS"],
+      b.rows.map((row) => [row.system, row.delivered, row.missing, row.seconds, row.deliveriesPerSecond, nats ? ratio(row.deliveriesPerSecond, nats.deliveriesPerSecond) : "n/a",
+        row.brokerCpuMs, row.publisherCpuMs, row.subscribersCpuMs, row.cpuUsPerDelivery, nats ? ratio(row.cpuUsPerDelivery, nats.cpuUsPerDelivery) : "n/a"]),
+    ));
+    for (const s of b.skipped) out.push("", `${s.system} skipped: ${s.reason}`);
   }
   if (r.failures.length > 0) {
     out.push("", "## Failures", "", ...r.failures.map((f) => `- ${f.scenario}: ${f.error}`));

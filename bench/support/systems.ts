@@ -136,3 +136,36 @@ export async function openPublisher(name: SystemName, address: string): Promise<
     close: async () => void (await nc.drain()),
   };
 }
+
+/** A subscriber for `name` at `address`: `onPayload` gets each message's bytes; resolves once the subscription is in place. */
+export interface Subscriber {
+  close(): Promise<void>;
+}
+
+export async function openSubscriber(name: SystemName, address: string, subject: string, onPayload: (payload: Uint8Array) => void): Promise<Subscriber> {
+  if (name === "xpcbus") {
+    const { connect } = await import("../../client-sdk/index.js");
+    const client = await connect({ socket: address, name: "bench-client-subscriber", reconnect: false });
+    await client.subscribe(subject, { callback: (m) => onPayload(m.raw) });
+    return { close: () => client.close() };
+  }
+  if (name === "redis") {
+    const { createClient } = await import("redis");
+    const client = createClient({ socket: { host: "127.0.0.1", port: Number(address) } });
+    await client.connect();
+    await client.subscribe(subject, (message: Buffer) => onPayload(message), true);
+    return { close: async () => void (await client.quit()) };
+  }
+  if (name === "mosquitto") {
+    const mqtt = await import("mqtt");
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${address}`);
+    client.on("message", (_topic, message) => onPayload(message));
+    await client.subscribeAsync(subject.replace(/\./g, "/"), { qos: 0 });
+    return { close: async () => void (await client.endAsync()) };
+  }
+  const nats = await import("nats");
+  const nc = await nats.connect({ servers: `127.0.0.1:${address}` });
+  nc.subscribe(subject, { callback: (_err, m) => onPayload(m.data) });
+  await nc.flush();
+  return { close: async () => void (await nc.close()) };
+}

@@ -1,0 +1,160 @@
+// Scenario: a burst. One publisher process sends `messages` × 64 B as fast as
+// a window lets it to `subscribers` subscriber processes, through xpcbus and
+// each peer that is installed (NATS with nats.js, Redis, Mosquitto), in the
+// same run: deliveries per second (first publish → last delivery at the last
+// subscriber) and CPU per delivery, broker + publisher + every subscriber,
+// read from /proc for all of them alike.
+//
+// The window is kept by this harness, not through the broker: each
+// subscriber prints a progress line every `reportEvery` messages, and the
+// publisher may run at most `window` messages ahead of the slowest one. It is
+// the same mechanism for every system (Redis and MQTT have no request/reply
+// to build one on) and adds nothing to the broker traffic being measured. It
+// keeps every broker's backlog to a subscriber far under its per-subscriber
+// bound (xpcbus 8 MiB, Redis's pubsub client-output-buffer 8 MB soft, NATS's
+// 64 MB, Mosquitto's 1000 queued messages), so the figure is of delivery,
+// not of what a broker does once a subscriber is too slow.
+
+import { cpuMs, cpuMsOf, roundMs } from "./support/cpu.js";
+import { clientScript, scratchDir, spawnNode, type Spawned } from "./support/processes.js";
+import { startSystem, SYSTEMS, unavailable, type SystemName } from "./support/systems.js";
+
+export interface BurstRow {
+  system: SystemName;
+  subscribers: number;
+  messages: number;
+  payloadBytes: number;
+  /** Messages the publisher may be ahead of the slowest subscriber. */
+  window: number;
+  /** Deliveries that arrived, of messages × subscribers. */
+  delivered: number;
+  missing: number;
+  seconds: number;
+  deliveriesPerSecond: number;
+  brokerCpuMs: number;
+  publisherCpuMs: number;
+  subscribersCpuMs: number;
+  cpuUsPerDelivery: number;
+}
+
+export interface BurstResult {
+  scenario: "burst";
+  rows: BurstRow[];
+  skipped: Array<{ system: SystemName; reason: string }>;
+}
+
+export interface BurstOptions {
+  systems?: SystemName[];
+  subscribers: number;
+  messages: number;
+  payloadBytes: number;
+  window: number;
+  /** A run in which no subscriber reports progress for this long is ended and its losses reported. Default 10 s. */
+  stallMs?: number;
+  progress?: (line: string) => void;
+}
+
+async function once(system: SystemName, dir: string, options: BurstOptions): Promise<BurstRow> {
+  const { subscribers, messages, window } = options;
+  // Four progress lines per window: the publisher gets credit well before it runs dry.
+  const reportEvery = Math.max(1, Math.floor(window / 4));
+  const server = await startSystem(system, dir);
+  const subject = "bench.burst";
+  const subs: Spawned[] = [];
+  let publisher: Spawned | undefined;
+  let stall: NodeJS.Timeout | undefined;
+  try {
+    for (let i = 0; i < subscribers; i++) {
+      subs.push(spawnNode(clientScript("burst-subscriber"), [system, server.address, subject, String(messages), String(reportEvery)]));
+    }
+    await Promise.all(subs.map((s) => s.line("ready")));
+    const pub = spawnNode(clientScript("burst-publisher"), [system, server.address, subject, String(messages), String(options.payloadBytes)]);
+    publisher = pub;
+    await pub.line("ready");
+
+    const chunks = new Array<number>(subscribers).fill(0);
+    let granted = Math.min(messages, window);
+    const stalled = (): void => {
+      pub.child.stdin!.write("end\n");
+      for (const s of subs) s.child.stdin!.write("finish\n");
+    };
+    const armStall = (): void => {
+      clearTimeout(stall);
+      stall = setTimeout(stalled, options.stallMs ?? 10_000);
+    };
+    subs.forEach((s, i) =>
+      s.onLine((line) => {
+        if (!line.startsWith("progress ")) return;
+        chunks[i] = Number(line.slice(9));
+        armStall();
+        const credit = Math.min(messages, Math.min(...chunks) * reportEvery + window);
+        if (credit > granted) {
+          granted = credit;
+          pub.child.stdin!.write(`${credit}\n`);
+        }
+      }),
+    );
+    const pids = [server.pid, pub.child.pid!, ...subs.map((s) => s.child.pid!)];
+    const start = { broker: cpuMs(server.pid), publisher: cpuMs(pub.child.pid!), subs: cpuMsOf(pids.slice(2)) };
+    armStall();
+    pub.child.stdin!.write(`${granted}\n`);
+    const [sent, results] = await Promise.all([
+      pub.result<{ sent: number; firstNs: string }>(),
+      Promise.all(subs.map((s) => s.result<{ received: number; lastNs: string }>())),
+    ]);
+    clearTimeout(stall);
+    // Every process is still alive (each waits for its stdin to close): read them now.
+    const brokerCpuMs = roundMs(cpuMs(server.pid) - start.broker);
+    const publisherCpuMs = roundMs(cpuMs(pub.child.pid!) - start.publisher);
+    const subscribersCpuMs = roundMs(cpuMsOf(pids.slice(2)) - start.subs);
+    const delivered = results.reduce((sum, r) => sum + r.received, 0);
+    const lastNs = results.reduce((max, r) => (BigInt(r.lastNs) > max ? BigInt(r.lastNs) : max), 0n);
+    const seconds = Number(lastNs - BigInt(sent.firstNs)) / 1e9;
+    return {
+      system,
+      subscribers,
+      messages,
+      payloadBytes: Math.max(12, options.payloadBytes),
+      window,
+      delivered,
+      missing: messages * subscribers - delivered,
+      seconds: Math.round(seconds * 1000) / 1000,
+      deliveriesPerSecond: Math.round(delivered / Math.max(seconds, 1e-6)),
+      brokerCpuMs,
+      publisherCpuMs,
+      subscribersCpuMs,
+      cpuUsPerDelivery: Math.round(((brokerCpuMs + publisherCpuMs + subscribersCpuMs) * 1000) / Math.max(1, delivered) * 100) / 100,
+    };
+  } finally {
+    clearTimeout(stall);
+    const all = publisher === undefined ? subs : [publisher, ...subs];
+    await Promise.all(
+      all.map(async (s) => {
+        s.child.stdin!.end();
+        await s.stop();
+      }),
+    );
+    await server.stop();
+  }
+}
+
+export async function run(options: BurstOptions): Promise<BurstResult> {
+  const dir = scratchDir();
+  const rows: BurstRow[] = [];
+  const skipped: BurstResult["skipped"] = [];
+  try {
+    for (const system of options.systems ?? SYSTEMS) {
+      const reason = unavailable(system);
+      if (reason !== undefined) {
+        skipped.push({ system, reason });
+        options.progress?.(`burst: ${system} skipped: ${reason}`);
+        continue;
+      }
+      options.progress?.(`burst: ${system}, ${options.messages} × ${options.payloadBytes} B to ${options.subscribers} subscribers`);
+      rows.push(await once(system, dir.path, options));
+    }
+    return { scenario: "burst", rows, skipped };
+  } finally {
+    dir.remove();
+  }
+}
