@@ -18,13 +18,32 @@ class UnixClientConnection implements ClientConnection {
   readonly #socket: Socket;
   /** The one wait for "drain" that every caller shares: a listener per caller would pile up (MaxListenersExceededWarning). */
   #drainWait: Promise<void> | undefined;
+  /** An op was sent this event-loop turn: the socket is corked until the turn ends. */
+  #inTurn = false;
+  readonly #endTurn = (): void => {
+    this.#inTurn = false;
+    if (!this.#socket.destroyed) this.#socket.uncork();
+  };
 
   constructor(socket: Socket) {
     this.#socket = socket;
   }
 
+  /**
+   * The first op of an event-loop turn is written at once (a lone publish or
+   * request waits for nothing); the ops that follow it in the same turn are
+   * corked and leave together in one writev at the turn's end (a nextTick,
+   * never a timer). Corked bytes count in writableLength, so write()'s
+   * answer, bufferedBytes and the one shared drain wait see them as before.
+   */
   send(op: ClientOp): boolean {
-    return this.#socket.write(encodeFrame(op));
+    const belowMark = this.#socket.write(encodeFrame(op));
+    if (!this.#inTurn) {
+      this.#inTurn = true;
+      this.#socket.cork();
+      process.nextTick(this.#endTurn);
+    }
+    return belowMark;
   }
 
   get bufferedBytes(): number {
