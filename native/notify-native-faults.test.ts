@@ -78,9 +78,10 @@ describe.skipIf(!linux)("notify native half under faults", () => {
         for (let round = 0; round < 12; round++) {
           const terminate = round % 2 === 0;
           const worker = new Worker(body(terminate), { eval: true, workerData: { path } });
-          await new Promise((r) => worker.once("message", r));
+          // The exit listener first: a worker that ends at once emits "message" and "exit" in one go.
           let exited = false;
           const done = new Promise((r) => worker.once("exit", (code) => { exited = true; r(code); }));
+          await new Promise((r) => worker.once("message", r));
           // Posts keep waking the waiters while the worker goes away.
           const poster = setInterval(() => { for (let s = 0; s < 4; s++) writer.post(s, BigInt(round)); }, 0);
           if (terminate) { await new Promise((r) => setTimeout(r, 5)); await worker.terminate(); }

@@ -207,10 +207,12 @@ describe.skipIf(!linux)("in worker threads", () => {
          parentPort.postMessage("ready");`,
         { eval: true, workerData: { addon, path } },
       );
-      await new Promise((r) => worker.once("message", r));
+      // Listen for the exit before awaiting "ready": a worker that ends at
+      // once has its "message" and "exit" emitted in one go.
       const exited = new Promise<number>((r) => worker.once("exit", r));
       let done = false;
       void exited.then(() => (done = true));
+      await new Promise((r) => worker.once("message", r));
       while (!done) {
         writer.post(0, BigInt(round));
         await new Promise((r) => setImmediate(r));
