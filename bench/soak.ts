@@ -6,9 +6,8 @@
 import { join } from "node:path";
 import { connect } from "../client-sdk/index.js";
 import { RawPeer } from "../daemon/test-support/raw-peer.js";
-import { scratchDir } from "./support/processes.js";
+import { scratchDir, CLI } from "./support/processes.js";
 import { spawn } from "node:child_process";
-import { CLI } from "./support/processes.js";
 
 const seconds = Number(process.env["SOAK_SECONDS"] ?? 60);
 const dir = scratchDir();

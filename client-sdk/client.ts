@@ -16,8 +16,7 @@ import {
 } from "./errors.js";
 import type { ClientTransport } from "./client-transport.js";
 import type { BrokerLimits, BrokerStatus, ClientOp, DeliverMsg } from "../protocol/index.js";
-import { decodePayload, encodePayload } from "../protocol/index.js";
-import { notifyNameProblem, queueNameProblem, subjectNotifyName, subjectProblem } from "../protocol/index.js";
+import { decodePayload, encodePayload, notifyNameProblem, queueNameProblem, subjectNotifyName, subjectProblem } from "../protocol/index.js";
 import { createMessage, Subscription, type Message, type MessageParts, type SubscribeOptions, type SubscriptionOwner } from "./subscription.js";
 import { Watch, type WatchOptions, type WatchOwner } from "./watch.js";
 import { BrokerConnection, type ConnectionOwner } from "./broker-connection.js";

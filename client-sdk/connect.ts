@@ -6,11 +6,10 @@ import { Client } from "./client.js";
 import { DEFAULT_RECONNECT, type ReconnectOptions } from "./client-options.js";
 import type { ClientTransport } from "./client-transport.js";
 import { InvalidArgumentError } from "./errors.js";
-import { DEFAULT_REQUEST_TIMEOUT_MS, MAX_CLIENT_NAME_BYTES } from "../protocol/index.js";
+import { DEFAULT_REQUEST_TIMEOUT_MS, MAX_CLIENT_NAME_BYTES, DEFAULT_SERVICE_NAME } from "../protocol/index.js";
 import { defaultSocketPath } from "./paths.js";
 import { UnixClientTransport } from "./unix-client-transport.js";
 import { XpcClientTransport } from "./xpc-client-transport.js";
-import { DEFAULT_SERVICE_NAME } from "../protocol/index.js";
 import type { NativeXpcObject } from "../native/index.js";
 
 export interface ConnectOptions {

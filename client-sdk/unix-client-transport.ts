@@ -2,8 +2,7 @@
 
 import { createConnection, type Socket } from "node:net";
 import type { ClientConnection, ClientConnectionHandlers, ClientTransport } from "./client-transport.js";
-import { encodeFrame, FrameDecoder } from "../protocol/index.js";
-import { DEFAULT_MAX_FRAME_BYTES } from "../protocol/index.js";
+import { encodeFrame, FrameDecoder, DEFAULT_MAX_FRAME_BYTES } from "../protocol/index.js";
 import type { ClientOp } from "../protocol/index.js";
 
 /**

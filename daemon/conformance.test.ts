@@ -6,11 +6,8 @@
 // against an anonymous listener in this process (TN3113), so it needs no launchd.
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, type ConnectOptions } from "../client-sdk/index.js";
-import type { Client } from "../client-sdk/index.js";
-import type { ClientConnection, ClientConnectionHandlers } from "../client-sdk/index.js";
-import { UnixClientTransport } from "../client-sdk/index.js";
-import { XpcClientTransport } from "../client-sdk/index.js";
+import { connect, type ConnectOptions, UnixClientTransport, XpcClientTransport } from "../client-sdk/index.js";
+import type { Client, ClientConnection, ClientConnectionHandlers } from "../client-sdk/index.js";
 import type { NativeXpcObject } from "../native/index.js";
 import { Broker, MemoryTransport, XpcServerTransport } from "./index.js";
 import { cleanup, startBroker } from "./test-support/harness.js";

@@ -14,14 +14,12 @@ import type { BrokerLimitOptions } from "./core/options.js";
 import { fileSequenceFloor } from "./sequence-file.js";
 import { prepareSocketDir } from "./socket-dir.js";
 import { UnixServerTransport } from "./transports/unix-server-transport.js";
-import { DEFAULT_SERVICE_NAME, notifyNameProblem } from "../protocol/index.js";
-import { InvalidArgumentError } from "../protocol/index.js";
+import { DEFAULT_SERVICE_NAME, notifyNameProblem, InvalidArgumentError, XpcbusError } from "../protocol/index.js";
 import { parseLimits } from "./core/options.js";
 import type { Notifier } from "./core/notifier.js";
 import { DarwinNotifier } from "./notify/darwin-notifier.js";
 import { XpcServerTransport } from "./transports/xpc-server.js";
 import type { ServerTransport } from "./transports/server-transport.js";
-import { XpcbusError } from "../protocol/index.js";
 import { TableNotifier } from "./notify/table-notifier.js";
 
 /** How long a shutdown waits for peers to take their `bye` before the process exits anyway. */

@@ -5,8 +5,7 @@
 // thousands of cases; then over raw sockets against the real daemon. `npm run fuzz` runs many more (FUZZ_RUNS).
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { encodeFrame, FrameDecoder } from "../protocol/index.js";
-import { CLIENT_OPS } from "../protocol/index.js";
+import { encodeFrame, FrameDecoder, CLIENT_OPS } from "../protocol/index.js";
 import { connect } from "../client-sdk/index.js";
 import { cleanup, startBroker } from "./test-support/harness.js";
 import { startMemoryBroker } from "./test-support/memory-broker.js";

@@ -3,8 +3,7 @@
 // problem names its place in the file.
 
 import { readFileSync } from "node:fs";
-import { InvalidArgumentError } from "../protocol/index.js";
-import { subjectProblem } from "../protocol/index.js";
+import { InvalidArgumentError, subjectProblem } from "../protocol/index.js";
 import { RIGHTS, type Policy, type PolicyMatch, type PolicyRule } from "./core/policy.js";
 
 const RULE_KEYS = ["name", "match", "connect", ...RIGHTS];

@@ -6,9 +6,8 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { connect } from "../client-sdk/index.js";
+import { connect, ConnectionRefusedError } from "../client-sdk/index.js";
 import type { Client } from "../client-sdk/index.js";
-import { ConnectionRefusedError } from "../client-sdk/index.js";
 import { cleanup, eventually, spawnCli, spawnClient, startBroker, tempDir, type BrokerProcess } from "./test-support/harness.js";
 
 const clients: Client[] = [];

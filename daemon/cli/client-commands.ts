@@ -2,10 +2,9 @@
 // stdout, one line per item; diagnostics go to stderr.
 
 import { createInterface } from "node:readline";
-import { connect } from "../../client-sdk/index.js";
+import { connect, XpcbusError, InvalidSubjectError } from "../../client-sdk/index.js";
 import type { Client } from "../../client-sdk/index.js";
 import type { BrokerStatus } from "../../protocol/index.js";
-import { XpcbusError, InvalidSubjectError } from "../../client-sdk/index.js";
 import { subjectProblem } from "../../protocol/index.js";
 import { CliError, describe, exitCodeOf, ReportedFailure } from "./cli-error.js";
 import { EXIT_ERROR, EXIT_USAGE } from "./exit-codes.js";

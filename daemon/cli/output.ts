@@ -1,8 +1,7 @@
 // How messages are printed: one line each, text by default, JSON lines with
 // --json. Bytes are shown as base64 so a line never breaks a terminal or a pipe.
 
-import type { Payload } from "../../protocol/index.js";
-import type { PayloadEncoding } from "../../protocol/index.js";
+import type { Payload, PayloadEncoding } from "../../protocol/index.js";
 import { CliError } from "./cli-error.js";
 import { EXIT_USAGE } from "./exit-codes.js";
 

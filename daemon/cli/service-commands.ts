@@ -3,10 +3,7 @@
 // file writes and commands; --dry-run prints it without running anything.
 
 import { homedir } from "node:os";
-import { currentProgram } from "../../launchd/index.js";
-import { launchdJob, launchdPlist } from "../../launchd/index.js";
-import { serviceNames, type ServiceScope } from "../../launchd/index.js";
-import { systemdUnits } from "../../launchd/index.js";
+import { currentProgram, launchdJob, launchdPlist, serviceNames, type ServiceScope, systemdUnits } from "../../launchd/index.js";
 import {
   launchdInstallPlan,
   launchdStatusPlan,

@@ -3,8 +3,7 @@
 // (daemon/notify/: a shared table on Linux, notify(3) on macOS) does the rest.
 // Like transports, it is given to the core, which never touches its files.
 
-import type { WireErrorCode } from "../../protocol/index.js";
-import type { NotifyInfo } from "../../protocol/index.js";
+import type { WireErrorCode, NotifyInfo } from "../../protocol/index.js";
 
 export interface NotifyRegistration {
   /** Linux: the name's slot in the table, and the hash stored there. */

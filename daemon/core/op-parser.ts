@@ -3,12 +3,8 @@
 // Unknown fields are ignored so that newer clients can add optional ones
 // (docs/PROTOCOL.md, "Versioning").
 
-import type { WireErrorCode } from "../../protocol/index.js";
-import { CLIENT_OPS, PAYLOAD_ENCODINGS } from "../../protocol/index.js";
-import type { ClientOp, ClientOpName, PayloadEncoding } from "../../protocol/index.js";
-import { INBOX_PREFIX, MAX_CLIENT_NAME_BYTES, MAX_ID } from "../../protocol/index.js";
-import { queueNameProblem, subjectProblem } from "../../protocol/index.js";
-import { notifyNameProblem } from "../../protocol/index.js";
+import type { WireErrorCode, ClientOp, ClientOpName, PayloadEncoding } from "../../protocol/index.js";
+import { CLIENT_OPS, PAYLOAD_ENCODINGS, INBOX_PREFIX, MAX_CLIENT_NAME_BYTES, MAX_ID, queueNameProblem, subjectProblem, notifyNameProblem } from "../../protocol/index.js";
 import type { BrokerLimitOptions } from "./options.js";
 
 export interface OpFault {

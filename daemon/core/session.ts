@@ -5,8 +5,7 @@
 // the methods below, so what a peer holds is always what it is counted for.
 
 import type { Logger } from "pino";
-import type { WireErrorCode } from "../../protocol/index.js";
-import type { BrokerMsg, ClientOp } from "../../protocol/index.js";
+import type { WireErrorCode, BrokerMsg, ClientOp } from "../../protocol/index.js";
 import { PROTOCOL_VERSION } from "../../protocol/index.js";
 import { parseClientOp } from "./op-parser.js";
 import type { BrokerLimitOptions } from "./options.js";
