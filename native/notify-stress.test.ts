@@ -19,7 +19,7 @@
 // the process fail. A crash is reported with the process's stderr; a hang
 // (a wait that never ends) with the threads of the stuck process.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, writeFileSync, readlinkSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it } from "vitest";
@@ -92,7 +92,7 @@ const pick = (list) => list[Math.floor(Math.random() * list.length)];
  * native waiter's slot set). Answers the parent's messages.
  */
 const WORKER = `
-import { parentPort, workerData, threadId, Worker } from "node:worker_threads";
+import { parentPort, workerData, threadId } from "node:worker_threads";
 import { connect } from ${JSON.stringify(SDK)};
 ${WATCHERS}
 const { socket, clients: count, subjects } = workerData;
@@ -180,6 +180,8 @@ try {
 
 /** The main thread's half of the scripts: workers, JSON events, resources of this process. */
 const PROCESS_COMMON = `
+import { Worker } from "node:worker_threads";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { connect } from ${JSON.stringify(SDK)};
 ${WATCHERS}
 const config = JSON.parse(process.argv[2]);
@@ -344,6 +346,7 @@ async function everyoneSees(finals, ms, what, workers) {
  */
 const DRIVER = `
 ${PROCESS_COMMON}
+import { createInterface } from "node:readline";
 
 await warmUp();
 const baseline = resources();

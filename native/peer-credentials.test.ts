@@ -21,6 +21,7 @@ const SCRIPT = `
 import { mkdtempSync, openSync, closeSync, rmSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { once } from "node:events";
 import { loadNative } from ${JSON.stringify(LOADER)};
 const native = loadNative();

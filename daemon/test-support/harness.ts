@@ -245,6 +245,7 @@ export class ClientProcess {
 export function spawnClient(socket: string, body: string): ClientProcess {
   const code = `
 import { connect } from ${JSON.stringify(SDK)};
+import { createInterface } from "node:readline";
 const socket = ${JSON.stringify(socket)};
 const emit = (event, fields = {}) => process.stdout.write(JSON.stringify({ event, ...fields }) + "\\n");
 // Opened on first use only: an open stdin would keep the process alive.
