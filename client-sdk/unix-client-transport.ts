@@ -2,7 +2,7 @@
 
 import { createConnection, type Socket } from "node:net";
 import type { ClientConnection, ClientConnectionHandlers, ClientTransport } from "./client-transport.js";
-import { encodeFrame, FrameDecoder, DEFAULT_MAX_FRAME_BYTES } from "../protocol/index.js";
+import { encodeFrame, FrameDecoder, DEFAULT_MAX_FRAME_BYTES, TurnWriter } from "../protocol/index.js";
 import type { ClientOp } from "../protocol/index.js";
 
 /**
@@ -17,32 +17,17 @@ class UnixClientConnection implements ClientConnection {
   readonly #socket: Socket;
   /** The one wait for "drain" that every caller shares: a listener per caller would pile up (MaxListenersExceededWarning). */
   #drainWait: Promise<void> | undefined;
-  /** An op was sent this event-loop turn: the socket is corked until the turn ends. */
-  #inTurn = false;
-  readonly #endTurn = (): void => {
-    this.#inTurn = false;
-    if (!this.#socket.destroyed) this.#socket.uncork();
-  };
+  /** Batches the ops of one event-loop turn into one write (protocol/turn-writer.ts). */
+  readonly #writer: TurnWriter;
 
   constructor(socket: Socket) {
     this.#socket = socket;
+    this.#writer = new TurnWriter(socket);
   }
 
-  /**
-   * The first op of an event-loop turn is written at once (a lone publish or
-   * request waits for nothing); the ops that follow it in the same turn are
-   * corked and leave together in one writev at the turn's end (a nextTick,
-   * never a timer). Corked bytes count in writableLength, so write()'s
-   * answer, bufferedBytes and the one shared drain wait see them as before.
-   */
+  /** Sends at once or with the rest of this turn; the answer is write()'s (false: past the socket's mark). */
   send(op: ClientOp): boolean {
-    const belowMark = this.#socket.write(encodeFrame(op));
-    if (!this.#inTurn) {
-      this.#inTurn = true;
-      this.#socket.cork();
-      process.nextTick(this.#endTurn);
-    }
-    return belowMark;
+    return this.#writer.write(encodeFrame(op));
   }
 
   get bufferedBytes(): number {

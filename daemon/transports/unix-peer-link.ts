@@ -2,7 +2,7 @@
 
 import type { Socket } from "node:net";
 import type { BrokerMsg } from "../../protocol/index.js";
-import { encodeFrame, FrameDecoder } from "../../protocol/index.js";
+import { encodeFrame, FrameDecoder, TurnWriter } from "../../protocol/index.js";
 import type { Outbound, PeerIdentity, PeerInbound, PeerLink, WireEncoder } from "../core/peer-link.js";
 import { OutboundQueue } from "./outbound-queue.js";
 
@@ -45,37 +45,20 @@ export class UnixPeerLink implements PeerLink {
   /** Frames waiting behind the socket's high-water mark. */
   readonly #queue = new OutboundQueue(encodeDropped);
   #inputPaused = false;
-  /** A frame was written this event-loop turn: the socket is corked until the turn ends. */
-  #inTurn = false;
-  readonly #endTurn = (): void => {
-    this.#inTurn = false;
-    if (!this.#socket.destroyed) this.#socket.uncork();
-  };
+  /** Batches what one event-loop turn produces for the peer into one write (protocol/turn-writer.ts). */
+  readonly #writer: TurnWriter;
 
   constructor(socket: Socket, identity: PeerIdentity) {
     this.#socket = socket;
     this.identity = identity;
+    this.#writer = new TurnWriter(socket);
     socket.on("drain", () => this.#flush());
   }
 
-  /**
-   * Every frame written to the peer goes through here. The first frame of an
-   * event-loop turn is written at once, so a lone message waits for nothing;
-   * it then corks the socket until the turn's end (a nextTick, never a timer),
-   * so the rest that this turn produces for the peer — the other frames of
-   * one input chunk, a burst fanned out — leave in one writev instead of a
-   * syscall each, which was the broker's largest cost. Corked bytes count in
-   * writableLength like any the socket holds, so docs/PROTOCOL.md §9.7's
-   * accounting is unchanged. NATS flushes once per read for the same reason.
-   */
+  /** Every frame written to the peer goes through here: at once, or with the rest of this turn. */
   #write(bytes: Buffer): void {
-    this.#socket.write(bytes);
+    this.#writer.write(bytes);
     this.bytesSent += bytes.length;
-    if (!this.#inTurn) {
-      this.#inTurn = true;
-      this.#socket.cork();
-      process.nextTick(this.#endTurn);
-    }
   }
 
   send(message: Outbound): number {
