@@ -17,7 +17,7 @@
 
 import { cpuMs, cpuMsOf, roundMs } from "./support/cpu.js";
 import { clientScript, scratchDir, spawnNode, type Spawned } from "./support/processes.js";
-import { startSystem, SYSTEMS, unavailable, type SystemName } from "./support/systems.js";
+import { startSystem, SYSTEMS, availableSystems, type SystemName } from "./support/systems.js";
 
 export interface BurstRow {
   system: SystemName;
@@ -143,13 +143,7 @@ export async function run(options: BurstOptions): Promise<BurstResult> {
   const rows: BurstRow[] = [];
   const skipped: BurstResult["skipped"] = [];
   try {
-    for (const system of options.systems ?? SYSTEMS) {
-      const reason = unavailable(system);
-      if (reason !== undefined) {
-        skipped.push({ system, reason });
-        options.progress?.(`burst: ${system} skipped: ${reason}`);
-        continue;
-      }
+    for (const system of availableSystems("burst", options.systems ?? SYSTEMS, skipped, options.progress)) {
       options.progress?.(`burst: ${system}, ${options.messages} × ${options.payloadBytes} B to ${options.subscribers} subscribers`);
       rows.push(await once(system, dir.path, options));
     }

@@ -7,7 +7,7 @@
 import { cpuMs, cpuMsOf, roundMs } from "./support/cpu.js";
 import { newHistogram, summarise, type LatencySummary } from "./support/histogram.js";
 import { clientScript, scratchDir, sleep, spawnNode, type Spawned } from "./support/processes.js";
-import { openPublisher, startSystem, SYSTEMS, unavailable, type SystemName } from "./support/systems.js";
+import { openPublisher, startSystem, SYSTEMS, availableSystems, type SystemName } from "./support/systems.js";
 
 export interface CompareRow {
   system: SystemName;
@@ -104,13 +104,7 @@ export async function run(options: {
   const rows: CompareRow[] = [];
   const skipped: CompareResult["skipped"] = [];
   try {
-    for (const system of options.systems ?? SYSTEMS) {
-      const reason = unavailable(system);
-      if (reason !== undefined) {
-        skipped.push({ system, reason });
-        options.progress?.(`compare: ${system} skipped: ${reason}`);
-        continue;
-      }
+    for (const system of availableSystems("compare", options.systems ?? SYSTEMS, skipped, options.progress)) {
       options.progress?.(`compare: ${system}, 1 subscriber`);
       rows.push(await once(system, dir.path, 1, options.single.messages, options.single.spacingMs, options.payloadBytes));
       options.progress?.(`compare: ${system}, ${options.fanout.subscribers} subscribers`);

@@ -35,6 +35,22 @@ export function unavailable(name: SystemName): string | undefined {
   return found ? undefined : `${binary} is not installed (Debian: apt-get install ${name === "redis" ? "redis-server" : binary})`;
 }
 
+/** The systems that can run here, in order; the others are added to `skipped` with why, and reported. */
+export function availableSystems(
+  scenario: string,
+  systems: readonly SystemName[],
+  skipped: Array<{ system: SystemName; reason: string }>,
+  progress?: (line: string) => void,
+): SystemName[] {
+  return systems.filter((system) => {
+    const reason = unavailable(system);
+    if (reason === undefined) return true;
+    skipped.push({ system, reason });
+    progress?.(`${scenario}: ${system} skipped: ${reason}`);
+    return false;
+  });
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
