@@ -89,9 +89,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "no slot holds %s: no client watches it\n", argv[2]);
     return 1;
   }
+  /* The baseline first, then the announcement: a post made by whoever reads
+   * "watching" is after `seen`, so it wakes us instead of being absorbed. */
+  uint32_t seen = __atomic_load_n(&mine->generation, __ATOMIC_ACQUIRE);
   printf("watching %s in slot %ld\n", argv[2], (long)(mine - slots));
   fflush(stdout);
-  uint32_t seen = __atomic_load_n(&mine->generation, __ATOMIC_ACQUIRE);
   for (;;) {
     /* Sleeps only while the word still equals `seen`; a post bumps it and wakes us. */
     syscall(SYS_futex, &mine->generation, FUTEX_WAIT, seen, NULL, NULL, 0);
