@@ -15,9 +15,7 @@ export const MAX_INBOUND_FRAME_BYTES = 16 * DEFAULT_MAX_FRAME_BYTES;
 
 class UnixClientConnection implements ClientConnection {
   readonly #socket: Socket;
-  /** The one wait for "drain" that every caller shares: a listener per caller would pile up (MaxListenersExceededWarning). */
-  #drainWait: Promise<void> | undefined;
-  /** Batches the ops of one event-loop turn into one write (protocol/turn-writer.ts). */
+  /** Gathers the ops of one event-loop turn into one write (protocol/turn-writer.ts). */
   readonly #writer: TurnWriter;
 
   constructor(socket: Socket) {
@@ -25,31 +23,22 @@ class UnixClientConnection implements ClientConnection {
     this.#writer = new TurnWriter(socket);
   }
 
-  /** Sends at once or with the rest of this turn; the answer is write()'s (false: past the socket's mark). */
+  /** Sends with the rest of this turn; the answer is false once past the socket's mark. */
   send(op: ClientOp): boolean {
     return this.#writer.write(encodeFrame(op));
   }
 
   get bufferedBytes(): number {
-    return this.#socket.writableLength;
+    return this.#writer.bufferedBytes;
   }
 
+  /** One shared wait for room, whatever the number of callers. */
   drained(): Promise<void> {
-    if (!this.#socket.writableNeedDrain || this.#socket.destroyed) return Promise.resolve();
-    this.#drainWait ??= new Promise((resolve) => {
-      const done = (): void => {
-        this.#socket.off("drain", done);
-        this.#socket.off("close", done);
-        this.#drainWait = undefined;
-        resolve();
-      };
-      this.#socket.on("drain", done);
-      this.#socket.on("close", done);
-    });
-    return this.#drainWait;
+    return this.#writer.whenWritable();
   }
 
   close(): void {
+    this.#writer.flush();
     this.#socket.end();
   }
 }

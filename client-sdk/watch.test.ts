@@ -81,6 +81,9 @@ class Wakes {
   }
 }
 
+/** Resolves after the writes gathered this turn have been made, and before any reply can be read. */
+const turnEnded = (): Promise<void> => new Promise((resolve) => process.nextTick(resolve));
+
 describe.skipIf(!linux)("a post between the broker's answer to watch and the client's token", () => {
   let broker: BrokerProcess;
 
@@ -96,7 +99,9 @@ describe.skipIf(!linux)("a post between the broker's answer to watch and the cli
     const frames = (await framesIn(c)) + 1;
     const wakes = new Wakes();
     const pending = c.watchName("race.fresh", { callback: wakes.record });
-    // The watch op is written; this thread is busy until the post is made.
+    // The watch op is written at the end of this turn (before any I/O is
+    // read); then this thread is busy until the post is made.
+    await turnEnded();
     postFromAnotherProcess(broker.socket, c.peerId, frames, { name: "race.fresh", state: 7n });
     await pending;
     // A later post tells "the missed post was delivered" from "nothing came yet".
@@ -111,6 +116,7 @@ describe.skipIf(!linux)("a post between the broker's answer to watch and the cli
     const frames = (await framesIn(c)) + 1;
     const wakes = new Wakes();
     const pending = c.watch("race.subject", { callback: wakes.record });
+    await turnEnded();
     const seq = postFromAnotherProcess(broker.socket, c.peerId, frames, { subject: "race.subject" });
     await pending;
     const { seq: later } = await c.publish("race.subject", "after");
@@ -129,8 +135,11 @@ describe.skipIf(!linux)("a post between the broker's answer to watch and the cli
       // On reconnect the client has written hello and then the watch op (2
       // frames, nothing else is re-sent); its `ok` has not been read yet.
       c.once("reconnected", () => {
-        postFromAnotherProcess(socket, c.peerId, 2, { name: "race.rewatch", state: 5n });
-        resolve();
+        // After the turn's write of those two frames.
+        process.nextTick(() => {
+          postFromAnotherProcess(socket, c.peerId, 2, { name: "race.rewatch", state: 5n });
+          resolve();
+        });
       });
     });
     broker = await startBroker({ socket });

@@ -1,6 +1,5 @@
-// Frames made in one event-loop turn leave in at most two writes, on both
-// sides (issue 13): the first at once, so a lone message waits for nothing,
-// the rest of the turn corked and written together at its end. Real daemon
+// Frames made in one event-loop turn leave in one write at the turn's end,
+// on both sides (issue 13, protocol/turn-writer.ts). Real daemon
 // and real sockets, since what is asserted is how bytes cross them: a
 // subscriber that gets N messages published in one tick reads them in a few
 // chunks, not N, and in order. Unbatched writes on either side show up as

@@ -5,6 +5,7 @@
 
 import { Encoder, type Options } from "cbor-x";
 import { FRAME_HEADER_BYTES } from "./limits.js";
+import { decodeFlatMap, encodeFlatFrame } from "./flat-cbor.js";
 
 // Plain CBOR only: no records extension (other clients would not read it),
 // maps decode to objects, byte strings stay byte strings. Integers with an
@@ -37,11 +38,15 @@ function normalise(value: unknown, depth: number): unknown {
 }
 
 /**
- * CBOR-encodes one message and prefixes it with its length.
- * cbor-x writes numbers above 2^32 as floats; fields that may grow that large
- * (sequence numbers) are passed as BigInt so they go out as CBOR integers.
+ * CBOR-encodes one message and prefixes it with its length. Flat messages
+ * (every frame that carries traffic) go through protocol/flat-cbor.ts, in one
+ * buffer; the rest through cbor-x. cbor-x writes numbers above 2^32 as
+ * floats; fields that may grow that large (sequence numbers) are passed as
+ * BigInt so they go out as CBOR integers either way.
  */
 export function encodeFrame(message: object): Buffer {
+  const flat = encodeFlatFrame(message);
+  if (flat !== undefined) return flat;
   const body = cbor.encode(message);
   const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length);
   frame.writeUInt32BE(body.length, 0);
@@ -68,15 +73,27 @@ export function decodeFrameBody(body: Uint8Array): { message: Record<string, unk
   return { message: normalise(value, 0) as Record<string, unknown> };
 }
 
+/** Reads buf[start, end) as one frame body: the flat fast path, else cbor-x. */
+function decodeBodyAt(buf: Buffer, start: number, end: number): { message: Record<string, unknown> } | { fault: FrameFault } {
+  const flat = decodeFlatMap(buf, start, end);
+  if (flat !== undefined) return { message: flat };
+  return decodeFrameBody(buf.subarray(start, end));
+}
+
 /**
- * Splits a byte stream into frames. `push()` returns every complete message,
- * or stops at the first fault: after a fault the stream cannot be resynchronised,
- * so the caller reports it and closes the connection.
+ * Splits a byte stream into frames. `push()` hands over every complete
+ * message of a chunk in one pass, read in place, or stops at the first
+ * fault: after a fault the stream cannot be resynchronised, so the caller
+ * reports it and closes the connection. Only a frame cut by a chunk boundary
+ * is copied, once, when its last byte arrives.
  */
 export class FrameDecoder {
   readonly #maxFrameBytes: number;
-  #chunks: Buffer[] = [];
+  /** Bytes of a frame cut by the end of a chunk, in arrival order. */
+  #partial: Buffer[] = [];
   #buffered = 0;
+  /** The cut frame's total size (header included) once its header is known, else 0. */
+  #partialNeeds = 0;
 
   constructor(maxFrameBytes: number) {
     this.#maxFrameBytes = maxFrameBytes;
@@ -88,20 +105,32 @@ export class FrameDecoder {
   }
 
   push(chunk: Buffer, onMessage: (message: Record<string, unknown>, frameBytes: number) => void): FrameFault | undefined {
-    this.#chunks.push(chunk);
-    this.#buffered += chunk.length;
-    while (this.#buffered >= FRAME_HEADER_BYTES) {
-      const length = this.#peekLength();
-      if (length === 0) return { code: "bad_frame", reason: "a frame has length 0; a frame holds one CBOR map" };
-      if (length > this.#maxFrameBytes) {
-        return { code: "frame_too_large", reason: `frame of ${length} bytes is over the limit of ${this.#maxFrameBytes}` };
-      }
-      if (this.#buffered < FRAME_HEADER_BYTES + length) break;
-      this.#consume(FRAME_HEADER_BYTES);
-      const body = this.#consume(length);
-      const decoded = decodeFrameBody(body);
-      if ("fault" in decoded) return decoded.fault;
-      onMessage(decoded.message, FRAME_HEADER_BYTES + length);
+    let buf = chunk;
+    let pos = 0;
+    if (this.#buffered > 0) {
+      const joined = this.#completePartial(chunk);
+      if (joined === undefined) return this.#partialNeeds < 0 ? this.#lengthFault() : undefined;
+      // The cut frame is whole: read it, then go on with the rest of the chunk.
+      const fault = this.#emit(joined.frame, 0, joined.frame.length, onMessage);
+      if (fault !== undefined) return fault;
+      pos = joined.used;
+    }
+    const end = buf.length;
+    while (end - pos >= FRAME_HEADER_BYTES) {
+      const length = buf.readUInt32BE(pos);
+      const fault = this.#checkLength(length);
+      if (fault !== undefined) return fault;
+      const frameEnd = pos + FRAME_HEADER_BYTES + length;
+      if (frameEnd > end) break;
+      const emitted = this.#emit(buf, pos, frameEnd, onMessage);
+      if (emitted !== undefined) return emitted;
+      pos = frameEnd;
+    }
+    if (pos < end) {
+      buf = pos === 0 ? buf : buf.subarray(pos);
+      this.#partial.push(buf);
+      this.#buffered = buf.length;
+      this.#partialNeeds = buf.length >= FRAME_HEADER_BYTES ? FRAME_HEADER_BYTES + buf.readUInt32BE(0) : 0;
     }
     return undefined;
   }
@@ -112,40 +141,65 @@ export class FrameDecoder {
     return { code: "truncated_frame", reason: `the stream ended inside a frame (${this.#buffered} bytes of it received)` };
   }
 
-  #peekLength(): number {
-    const first = this.#chunks[0] as Buffer;
-    if (first.length >= FRAME_HEADER_BYTES) return first.readUInt32BE(0);
-    return this.#peek(FRAME_HEADER_BYTES).readUInt32BE(0);
+  #checkLength(length: number): FrameFault | undefined {
+    if (length === 0) return { code: "bad_frame", reason: "a frame has length 0; a frame holds one CBOR map" };
+    if (length > this.#maxFrameBytes) {
+      return { code: "frame_too_large", reason: `frame of ${length} bytes is over the limit of ${this.#maxFrameBytes}` };
+    }
+    return undefined;
   }
 
-  #peek(n: number): Buffer {
-    const joined = Buffer.concat(this.#chunks);
-    this.#chunks = [joined];
-    return joined.subarray(0, n);
+  #lengthFault(): FrameFault | undefined {
+    const first = this.#partial.length === 1 ? (this.#partial[0] as Buffer) : Buffer.concat(this.#partial);
+    return this.#checkLength(first.readUInt32BE(0));
   }
 
-  #consume(n: number): Buffer {
-    const first = this.#chunks[0] as Buffer;
-    this.#buffered -= n;
-    if (first.length > n) {
-      this.#chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
+  #emit(buf: Buffer, start: number, end: number, onMessage: (message: Record<string, unknown>, frameBytes: number) => void): FrameFault | undefined {
+    const decoded = decodeBodyAt(buf, start + FRAME_HEADER_BYTES, end);
+    if ("fault" in decoded) return decoded.fault;
+    onMessage(decoded.message, end - start);
+    return undefined;
+  }
+
+  /**
+   * Adds `chunk` to the cut frame. Returns the frame once whole (and how much
+   * of `chunk` it used), undefined while more is needed; sets #partialNeeds
+   * to -1 when the frame's length is one the decoder refuses.
+   */
+  #completePartial(chunk: Buffer): { frame: Buffer; used: number } | undefined {
+    if (this.#partialNeeds === 0) {
+      // The header itself was cut: take just enough of this chunk to read it.
+      const missing = FRAME_HEADER_BYTES - this.#buffered;
+      if (chunk.length < missing) {
+        this.#partial.push(chunk);
+        this.#buffered += chunk.length;
+        return undefined;
+      }
+      const header = Buffer.concat([...this.#partial, chunk.subarray(0, missing)]);
+      const length = header.readUInt32BE(0);
+      if (this.#checkLength(length) !== undefined) {
+        this.#partial = [header];
+        this.#partialNeeds = -1;
+        return undefined;
+      }
+      this.#partialNeeds = FRAME_HEADER_BYTES + length;
     }
-    if (first.length === n) {
-      this.#chunks.shift();
-      return first;
+    const needed = this.#partialNeeds - this.#buffered;
+    if (chunk.length < needed) {
+      this.#partial.push(chunk);
+      this.#buffered += chunk.length;
+      return undefined;
     }
-    // The frame spans chunks: join exactly what it needs, once.
-    const out = Buffer.allocUnsafe(n);
+    const frame = Buffer.allocUnsafe(this.#partialNeeds);
     let filled = 0;
-    while (filled < n) {
-      const chunk = this.#chunks[0] as Buffer;
-      const take = Math.min(chunk.length, n - filled);
-      chunk.copy(out, filled, 0, take);
-      filled += take;
-      if (take === chunk.length) this.#chunks.shift();
-      else this.#chunks[0] = chunk.subarray(take);
+    for (const part of this.#partial) {
+      part.copy(frame, filled);
+      filled += part.length;
     }
-    return out;
+    chunk.copy(frame, filled, 0, needed);
+    this.#partial = [];
+    this.#buffered = 0;
+    this.#partialNeeds = 0;
+    return { frame, used: needed };
   }
 }

@@ -45,7 +45,7 @@ export class UnixPeerLink implements PeerLink {
   /** Frames waiting behind the socket's high-water mark. */
   readonly #queue = new OutboundQueue(encodeDropped);
   #inputPaused = false;
-  /** Batches what one event-loop turn produces for the peer into one write (protocol/turn-writer.ts). */
+  /** Gathers what one event-loop turn produces for the peer into one write (protocol/turn-writer.ts). */
   readonly #writer: TurnWriter;
 
   constructor(socket: Socket, identity: PeerIdentity) {
@@ -64,7 +64,7 @@ export class UnixPeerLink implements PeerLink {
   send(message: Outbound): number {
     if (this.#socket.destroyed || this.#socket.writableEnded) return 0;
     const frame = message.encodedFor(streamEncoder);
-    if (this.#queue.isEmpty && this.#socket.writableLength < SOCKET_HIGH_WATER_BYTES) {
+    if (this.#queue.isEmpty && this.#writer.bufferedBytes < SOCKET_HIGH_WATER_BYTES) {
       this.#write(frame);
       return 0;
     }
@@ -83,7 +83,7 @@ export class UnixPeerLink implements PeerLink {
   }
 
   #flush(): void {
-    while (this.#socket.writableLength < SOCKET_HIGH_WATER_BYTES) {
+    while (this.#writer.bufferedBytes < SOCKET_HIGH_WATER_BYTES) {
       const bytes = this.#queue.take(SOCKET_HIGH_WATER_BYTES);
       if (bytes === undefined) break;
       this.#write(bytes);
@@ -92,18 +92,23 @@ export class UnixPeerLink implements PeerLink {
       this.#inputPaused = false;
       this.#socket.resume();
     }
-    if (this.#closing && this.#queue.isEmpty && !this.#socket.writableEnded) this.#socket.end();
+    if (this.#closing && this.#queue.isEmpty && !this.#socket.writableEnded) this.#end();
   }
 
   close(): void {
     if (this.#closing) return;
     this.#closing = true;
-    // What waits in the link goes out first (flushed on drain), then the end;
-    // end() also uncorks, so what this turn wrote goes out before it.
-    if (this.#queue.isEmpty) this.#socket.end();
+    // What waits in the link goes out first (flushed on drain), then the end.
+    if (this.#queue.isEmpty) this.#end();
     const timer = setTimeout(() => this.#socket.destroy(), CLOSE_FLUSH_TIMEOUT_MS);
     timer.unref();
     this.#socket.once("close", () => clearTimeout(timer));
+  }
+
+  /** Ends the stream after what this turn gathered for it. */
+  #end(): void {
+    this.#writer.flush();
+    this.#socket.end();
   }
 
   /** Feeds the socket's bytes to `inbound` until the connection ends or a frame is unreadable. */
