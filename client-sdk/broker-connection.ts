@@ -20,6 +20,15 @@ import { MAX_WRITE_BUFFER_BYTES, type ClientSettings } from "./client-options.js
 import { DEFAULT_MAX_PAYLOAD_BYTES, MAX_ID, PROTOCOL_VERSION, parseBrokerMessage, readAnswer } from "../protocol/index.js";
 import type { AnsweredOp, Answers, BrokerLimits, BrokerMessageFault, ClientOp, DeliverMsg, WelcomeMsg } from "../protocol/index.js";
 
+/** What #dispatch did with an op. */
+const enum Dispatched {
+  /** Kept in the reconnect buffer. */
+  Buffered,
+  Sent,
+  /** Sent, and the transport's buffer is now past its high-water mark. */
+  PastMark,
+}
+
 // Counted per buffered op besides its payload, for the reconnect buffer bound.
 const OP_OVERHEAD_BYTES = 64;
 
@@ -140,7 +149,7 @@ export class BrokerConnection {
       const pending: PendingCall = { op: op.op, resolve: resolve as (answer: unknown) => void, reject, sent: false };
       this.#pending.set(id, pending);
       try {
-        pending.sent = this.#dispatch(op);
+        pending.sent = this.#dispatch(op) !== Dispatched.Buffered;
       } catch (error) {
         this.#pending.delete(id);
         reject(error);
@@ -154,9 +163,15 @@ export class BrokerConnection {
     return call;
   }
 
-  /** Sends an op without id; resolves once the transport's buffer is below its high-water mark. */
-  async sendUnacked(op: ClientOp): Promise<void> {
-    if (this.#dispatch(op) && this.#connection !== undefined) await this.#connection.drained();
+  /**
+   * Sends an op without id. Returns a promise to wait for when the
+   * transport's buffer is past its high-water mark, else undefined (nothing
+   * to wait for, nothing allocated: the publish path). Throws what
+   * #dispatch throws.
+   */
+  sendUnacked(op: ClientOp): Promise<void> | undefined {
+    if (this.#dispatch(op) === Dispatched.PastMark && this.#connection !== undefined) return this.#connection.drained();
+    return undefined;
   }
 
   /** Settles once every call made so far has its answer (or failed). */
@@ -182,15 +197,14 @@ export class BrokerConnection {
     this.#resolveClosed(error);
   }
 
-  /** Sends now when connected, else buffers. Returns whether it was sent. */
-  #dispatch(op: ClientOp): boolean {
+  /** Sends now when connected, else buffers. */
+  #dispatch(op: ClientOp): Dispatched {
     const connection = this.#connection;
     if (this.#state === "connected" && connection !== undefined) {
       if (connection.bufferedBytes > MAX_WRITE_BUFFER_BYTES) {
         throw new BufferFullError(`over ${MAX_WRITE_BUFFER_BYTES} bytes are waiting to be written to the broker`);
       }
-      connection.send(op);
-      return true;
+      return connection.send(op) ? Dispatched.Sent : Dispatched.PastMark;
     }
     if (!this.#settings.reconnect.enabled) throw new ConnectionError("not_connected", "not connected to the broker");
     const bytes = ("p" in op ? op.p.byteLength : 0) + OP_OVERHEAD_BYTES;
@@ -201,7 +215,7 @@ export class BrokerConnection {
     }
     this.#outbox.push({ op, bytes });
     this.#outboxBytes += bytes;
-    return false;
+    return Dispatched.Buffered;
   }
 
   async #establish(): Promise<void> {

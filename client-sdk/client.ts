@@ -26,12 +26,19 @@ import { parseDrainOptions, type ClientEvents, type ClientSettings, type DrainOp
 import type { PublishAck, PublishOptions, RequestOptions, RespondOptions } from "./client-options.js";
 import { answerRequest, responderErrorOf } from "./responder-error.js";
 
+/** The answer to every `ack: false` publish: nothing to tell, so one shared, settled promise. */
+const UNACKED_ANSWER: PublishAck = Object.freeze({ seq: undefined });
+const UNACKED = Promise.resolve(UNACKED_ANSWER);
+const unacked = (): PublishAck => UNACKED_ANSWER;
+
 export class Client extends EventEmitter<ClientEvents> implements SubscriptionOwner, WatchOwner {
   readonly #connection: BrokerConnection;
   readonly #subs: SubscriptionRegistry;
   readonly #watches: WatchRegistry;
   /** respond() handlers still running, with the sending of their replies; drain() waits for them. */
   readonly #answering = new Set<Promise<void>>();
+  /** What a received message's respond() calls: made once, shared by every message. */
+  readonly #sendReply = (subject: string, data: unknown): Promise<unknown> => this.publish(subject, data);
 
   /** Use `connect()`; the constructor does no I/O. */
   constructor(transport: ClientTransport, settings: ClientSettings) {
@@ -72,6 +79,7 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
 
   // ---- publishing ----
 
+
   publish(subject: string, data?: unknown, options: PublishOptions = {}): Promise<PublishAck> {
     try {
       this.#connection.checkOpen();
@@ -82,7 +90,7 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
       const op: ClientOp & { op: "pub" } = { op: "pub", subject, p: payload.bytes, enc: payload.enc };
       if (options.retain === true) op.retain = true;
       if (options.reply !== undefined) op.reply = options.reply;
-      if (options.ack === false) return this.#connection.sendUnacked(op).then(() => ({ seq: undefined }));
+      if (options.ack === false) return this.#connection.sendUnacked(op)?.then(unacked) ?? UNACKED;
       return this.#connection.call(op).then((answer) => ({ seq: answer.seq }));
     } catch (error) {
       return Promise.reject(error);
@@ -332,7 +340,7 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
   }
 
   #message(subject: string, parts: MessageParts): Message {
-    return createMessage(subject, parts, (reply, data) => this.publish(reply, data));
+    return createMessage(subject, parts, this.#sendReply);
   }
 
   /** Tells the application a callback failed, without ever throwing into the dispatch loop or the event loop. */

@@ -34,27 +34,43 @@ export interface MessageParts {
   reply?: string;
 }
 
-/** A Message for the application; `publish` sends its respond(). */
-export function createMessage(
-  subject: string,
-  parts: MessageParts,
-  publish: (subject: string, data: unknown) => Promise<unknown>,
-): Message {
-  const raw = parts.p;
-  const encoding = parts.enc ?? "bytes";
-  const reply = parts.reply;
-  return {
-    subject,
-    raw,
-    encoding,
-    data: decodePayload(raw, encoding),
-    seq: parts.seq ?? 0,
-    reply,
-    respond: (data?: unknown) => {
-      if (reply === undefined) return Promise.reject(new InvalidArgumentError(`the message on "${subject}" asked for no reply`));
-      return publish(reply, data).then(() => undefined);
-    },
-  };
+/** Sends a message's reply: the client's publish. */
+export type ReplySender = (subject: string, data: unknown) => Promise<unknown>;
+
+/**
+ * A received message. A class, so respond() lives on the prototype: a
+ * delivery allocates this object and nothing else of its own.
+ */
+class ReceivedMessage implements Message {
+  readonly subject: string;
+  readonly raw: Uint8Array;
+  readonly encoding: PayloadEncoding;
+  readonly data: Payload;
+  readonly seq: number;
+  readonly reply: string | undefined;
+  readonly #send: ReplySender;
+
+  constructor(subject: string, parts: MessageParts, send: ReplySender) {
+    const encoding = parts.enc ?? "bytes";
+    this.subject = subject;
+    this.raw = parts.p;
+    this.encoding = encoding;
+    this.data = decodePayload(parts.p, encoding);
+    this.seq = parts.seq ?? 0;
+    this.reply = parts.reply;
+    this.#send = send;
+  }
+
+  respond(data?: unknown): Promise<void> {
+    const reply = this.reply;
+    if (reply === undefined) return Promise.reject(new InvalidArgumentError(`the message on "${this.subject}" asked for no reply`));
+    return this.#send(reply, data).then(() => undefined);
+  }
+}
+
+/** A Message for the application; `send` publishes its respond(). */
+export function createMessage(subject: string, parts: MessageParts, send: ReplySender): Message {
+  return new ReceivedMessage(subject, parts, send);
 }
 
 export interface SubscribeOptions {

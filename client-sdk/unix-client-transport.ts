@@ -2,7 +2,7 @@
 
 import { createConnection, type Socket } from "node:net";
 import type { ClientConnection, ClientConnectionHandlers, ClientTransport } from "./client-transport.js";
-import { encodeFrame, FrameDecoder, DEFAULT_MAX_FRAME_BYTES, TurnWriter } from "../protocol/index.js";
+import { COPY_MAX_BYTES, encodeFrame, isWellTypedPub, FrameDecoder, DEFAULT_MAX_FRAME_BYTES, pubFrameBytes, TurnWriter, writePubFrame } from "../protocol/index.js";
 import type { ClientOp } from "../protocol/index.js";
 
 /**
@@ -25,6 +25,15 @@ class UnixClientConnection implements ClientConnection {
 
   /** Sends with the rest of this turn; the answer is false once past the socket's mark. */
   send(op: ClientOp): boolean {
+    if (isWellTypedPub(op)) {
+      // The publish path: encoded in place in this turn's write, no frame buffer of its own.
+      const size = pubFrameBytes(op);
+      if (size <= COPY_MAX_BYTES) {
+        const at = this.#writer.reserve(size);
+        writePubFrame(op, this.#writer.slab, at, size);
+        return this.#writer.belowMark;
+      }
+    }
     return this.#writer.write(encodeFrame(op));
   }
 

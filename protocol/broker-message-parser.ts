@@ -229,31 +229,19 @@ export function parseBrokerMessage(map: Record<string, unknown>): ParsedBrokerMe
 }
 
 /**
- * Deliveries are the hot path (one per publish per peer): read here with
- * inline checks, the same as readMessage()'s for "msg", without its
- * allocations; undefined when any check fails.
+ * Deliveries are the hot path (one per publish per peer): checked here
+ * inline, the same checks as readMessage()'s for "msg", and the decoded map
+ * itself is the message (fields this version does not know ride along
+ * unread); undefined when any check fails.
  */
 function wellFormedMsg(map: Record<string, unknown>): DeliverMsg | undefined {
   const { subject, p, seq, enc, reply, sid, queue } = map;
   if (typeof subject !== "string" || !(p instanceof Uint8Array) || !isUintNumber(seq, Number.MAX_SAFE_INTEGER)) return undefined;
-  const msg: DeliverMsg = { op: "msg", subject, p, seq };
-  if (enc !== undefined) {
-    if (typeof enc !== "string" || !knownEncodings.has(enc)) return undefined;
-    msg.enc = enc as PayloadEncoding;
-  }
-  if (reply !== undefined) {
-    if (typeof reply !== "string") return undefined;
-    msg.reply = reply;
-  }
-  if (sid !== undefined) {
-    if (!isUintNumber(sid, MAX_ID)) return undefined;
-    msg.sid = sid;
-  }
-  if (queue !== undefined) {
-    if (typeof queue !== "string") return undefined;
-    msg.queue = queue;
-  }
-  return msg;
+  if (enc !== undefined && (typeof enc !== "string" || !knownEncodings.has(enc))) return undefined;
+  if (reply !== undefined && typeof reply !== "string") return undefined;
+  if (sid !== undefined && !isUintNumber(sid, MAX_ID)) return undefined;
+  if (queue !== undefined && typeof queue !== "string") return undefined;
+  return map as unknown as DeliverMsg;
 }
 
 function isUintNumber(value: unknown, max: number): value is number {

@@ -4,7 +4,8 @@
 
 import { describe, expect, it } from "vitest";
 import { Encoder, type Options } from "cbor-x";
-import { decodeFlatMap, encodeFlatFrame } from "./flat-cbor.js";
+import { decodeFlatMap, encodeFlatFrame, pubFrameBytes, writePubFrame } from "./flat-cbor.js";
+import type { PubOp } from "./messages.js";
 import { decodeFrameBody, encodeFrame, FrameDecoder } from "./frame-codec.js";
 
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false, variableMapSize: true } as Options);
@@ -150,5 +151,47 @@ describe("flat CBOR maps", () => {
     const decoder = new FrameDecoder(1024);
     expect(decoder.push(header.subarray(0, 2), () => {})).toBeUndefined();
     expect(decoder.push(header.subarray(2), () => {})?.code).toBe("frame_too_large");
+  });
+});
+
+describe("the traffic frames", () => {
+  it("write msg and pub exactly as cbor-x reads them, with every combination of optional fields", () => {
+    const p = Buffer.from("payload");
+    const optional = { enc: "text", reply: "_INBOX.1.2", sid: 70_000, queue: "workers" };
+    const keys = Object.keys(optional) as Array<keyof typeof optional>;
+    for (let mask = 0; mask < 1 << keys.length; mask++) {
+      for (const seq of [0, 23, 2 ** 32 - 1, 2n ** 40n, 2n ** 63n]) {
+        const msg: Record<string, unknown> = { op: "msg", subject: "a.b.c", p, seq };
+        keys.forEach((k, i) => mask & (1 << i) && (msg[k] = optional[k]));
+        const frame = encodeFrame(msg);
+        const expected = { ...msg, seq: typeof seq === "bigint" && seq <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(seq) : seq };
+        expect(viaCborX(frame.subarray(4))).toEqual(expected);
+        expect(decodeFlatMap(frame, 4, frame.length)).toEqual(expected);
+      }
+    }
+    const pubOptional = { enc: "json", retain: true, reply: "r.s", id: 4_000_000_000 };
+    const pubKeys = Object.keys(pubOptional) as Array<keyof typeof pubOptional>;
+    for (let mask = 0; mask < 1 << pubKeys.length; mask++) {
+      const pub: Record<string, unknown> = { op: "pub", subject: "ü.x", p };
+      pubKeys.forEach((k, i) => mask & (1 << i) && (pub[k] = pubOptional[k]));
+      const frame = encodeFrame(pub);
+      expect(viaCborX(frame.subarray(4))).toEqual(pub);
+      const written = Buffer.alloc(pubFrameBytes(pub as unknown as PubOp) + 3);
+      writePubFrame(pub as unknown as PubOp, written, 3, written.length - 3);
+      expect(written.subarray(3)).toEqual(frame);
+    }
+  });
+
+  it("leaves a msg or pub with a field of another type, or an unknown field, to the generic writer", () => {
+    const odd = [
+      { op: "msg", subject: "a", p: Buffer.alloc(1), seq: 1, extra: [1] },
+      { op: "msg", subject: "a", p: Buffer.alloc(1) },
+      { op: "pub", subject: "a", p: "not bytes" },
+      { op: "pub", subject: "a", p: Buffer.alloc(1), retain: "yes" },
+    ];
+    for (const message of odd) {
+      const body = encodeFrame(message).subarray(4);
+      expect(viaCborX(body)).toEqual(viaCborX(cbor.encode(message)));
+    }
   });
 });

@@ -9,6 +9,7 @@
 // would give; protocol/flat-cbor.test.ts checks that on random maps.
 
 import { FRAME_HEADER_BYTES } from "./limits.js";
+import type { DeliverMsg, PubOp } from "./messages.js";
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 const MAX_SAFE_BIG = BigInt(MAX_SAFE);
@@ -33,13 +34,11 @@ function asciiText(buf: Uint8Array, start: number, length: number): string | und
     for (let i = start; i < start + length; i++) if (buf[i]! > 0x7f) return undefined;
     return Buffer.prototype.latin1Slice.call(buf, start, start + length) as string;
   }
-  let hash = length;
-  for (let i = start; i < start + length; i++) {
-    const byte = buf[i]!;
-    if (byte > 0x7f) return undefined;
-    hash = (hash * 31 + byte) | 0;
-  }
-  const slot = (hash ^ (hash >>> 8)) & (INTERN_SLOTS - 1);
+  // A hash of a few bytes only; the compare below checks them all (and so
+  // that they are ASCII, as every interned string is). Two strings that share
+  // it evict each other, which costs a miss, never a wrong string.
+  const last = start + length - 1;
+  const slot = length === 0 ? 0 : (length * 7 + buf[start]! * 3 + buf[start + (length >> 1)]! * 5 + buf[start + (length >> 2)]! + buf[last]! * 11) & (INTERN_SLOTS - 1);
   const known = internBytes[slot];
   if (known !== undefined && known.length === length) {
     let same = true;
@@ -51,6 +50,7 @@ function asciiText(buf: Uint8Array, start: number, length: number): string | und
     }
     if (same) return internStrings[slot];
   }
+  for (let i = start; i < start + length; i++) if (buf[i]! > 0x7f) return undefined;
   const text = length === 0 ? "" : (Buffer.prototype.latin1Slice.call(buf, start, start + length) as string);
   internBytes[slot] = Uint8Array.prototype.slice.call(buf, start, start + length);
   internStrings[slot] = text;
@@ -66,30 +66,28 @@ const KNOWN_KEYS = [
   "code", "reason", "count", "total", "found", "delivered", "slot", "hash", "replay", "peer", "server",
 ];
 const knownKeyBytes = KNOWN_KEYS.map((key) => Buffer.from(key, "latin1"));
-/** Known keys by length and first byte. */
-const knownByStart = new Map<number, number[]>();
+/**
+ * Known keys by a hash of their length and first, middle and last bytes,
+ * which no two of them share (checked here, at load): one table read and a
+ * compare, no Map.
+ */
+const keyHash = (buf: Uint8Array, start: number, length: number): number =>
+  (length + buf[start]! * 2 + buf[start + (length >> 1)]! * 5 + buf[start + length - 1]!) & 255;
+const knownByHash = new Int8Array(256).fill(-1);
 knownKeyBytes.forEach((bytes, i) => {
-  const at = bytes.length * 256 + bytes[0]!;
-  knownByStart.set(at, [...(knownByStart.get(at) ?? []), i]);
+  const h = keyHash(bytes, 0, bytes.length);
+  if (knownByHash[h] !== -1) throw new Error(`flat-cbor: keys "${KNOWN_KEYS[i]}" and "${KNOWN_KEYS[knownByHash[h]!]}" share a hash`);
+  knownByHash[h] = i;
 });
 
 function knownKeyIndex(buf: Uint8Array, start: number, length: number): number {
   if (length === 0 || length > 16) return -1;
-  const candidates = knownByStart.get(length * 256 + buf[start]!);
-  if (candidates === undefined) return -1;
-  for (let c = 0; c < candidates.length; c++) {
-    const i = candidates[c]!;
-    const bytes = knownKeyBytes[i]!;
-    let same = true;
-    for (let j = 1; j < length; j++) {
-      if (bytes[j] !== buf[start + j]) {
-        same = false;
-        break;
-      }
-    }
-    if (same) return i;
-  }
-  return -1;
+  const i = knownByHash[keyHash(buf, start, length)]!;
+  if (i < 0) return -1;
+  const bytes = knownKeyBytes[i]!;
+  if (bytes.length !== length) return -1;
+  for (let j = 0; j < length; j++) if (bytes[j] !== buf[start + j]) return -1;
+  return i;
 }
 
 /** Where a head's argument ends, and its value; -1 for what this reader leaves to cbor-x. */
@@ -401,5 +399,128 @@ export function encodeFlatFrame(message: object): Buffer | undefined {
     pos = writeText(out, pos, key, textBytes(key));
     pos = writeValue(out, pos, fields[key]);
   }
+  return out;
+}
+
+// ---- the two traffic frames, without the generic walk ----
+
+/** A key as CBOR text, made once. */
+function keyBytes(key: string): Buffer {
+  const out = Buffer.allocUnsafe(headBytes(key.length) + key.length);
+  writeText(out, 0, key, key.length);
+  return out;
+}
+const OP_MSG = Buffer.concat([keyBytes("op"), keyBytes("msg")]);
+const OP_PUB = Buffer.concat([keyBytes("op"), keyBytes("pub")]);
+const KEY_SUBJECT = keyBytes("subject");
+const KEY_P = keyBytes("p");
+const KEY_SEQ = keyBytes("seq");
+const KEY_ENC = keyBytes("enc");
+const KEY_REPLY = keyBytes("reply");
+const KEY_SID = keyBytes("sid");
+const KEY_QUEUE = keyBytes("queue");
+const KEY_RETAIN = keyBytes("retain");
+const KEY_ID = keyBytes("id");
+
+function putKey(out: Buffer, pos: number, key: Buffer): number {
+  for (let i = 0; i < key.length; i++) out[pos + i] = key[i]!;
+  return pos + key.length;
+}
+
+/** Bytes of an optional text field, 0 when absent. */
+function optionalTextSize(key: Buffer, value: string | undefined): number {
+  if (value === undefined) return 0;
+  const bytes = textBytes(value);
+  return key.length + headBytes(bytes) + bytes;
+}
+
+function putOptionalText(out: Buffer, pos: number, key: Buffer, value: string | undefined): number {
+  if (value === undefined) return pos;
+  return writeText(out, putKey(out, pos, key), value, textBytes(value));
+}
+
+/** An unsigned integer field's value: a number, or a bigint for values above 2^53 (seq is passed so above 2^32, see wireUint). */
+function uintSize(value: number | bigint): number {
+  return typeof value === "number" ? headBytes(value) : valueBytes(value);
+}
+
+function putUint(out: Buffer, pos: number, value: number | bigint): number {
+  return typeof value === "number" ? writeHead(out, pos, 0, value) : writeValue(out, pos, value);
+}
+
+/**
+ * A `msg` frame, as encodeFrame() would write it minus fields left
+ * undefined, with the payload copied once into place. The broker builds one
+ * per publish and shares it between every plain subscriber.
+ */
+export function encodeMsgFrame(m: DeliverMsg): Buffer {
+  const subject = m.subject;
+  const p = m.p;
+  const payloadBytes = p.byteLength;
+  const subjectBytes = textBytes(subject);
+  const seq = m.seq as number | bigint;
+  const size =
+    1 + OP_MSG.length +
+    KEY_SUBJECT.length + headBytes(subjectBytes) + subjectBytes +
+    KEY_P.length + headBytes(payloadBytes) + payloadBytes +
+    KEY_SEQ.length + uintSize(seq) +
+    optionalTextSize(KEY_ENC, m.enc) + optionalTextSize(KEY_REPLY, m.reply) +
+    (m.sid === undefined ? 0 : KEY_SID.length + headBytes(m.sid)) + optionalTextSize(KEY_QUEUE, m.queue);
+  const count = 4 + (m.enc === undefined ? 0 : 1) + (m.reply === undefined ? 0 : 1) + (m.sid === undefined ? 0 : 1) + (m.queue === undefined ? 0 : 1);
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + size);
+  out.writeUInt32BE(size, 0);
+  out[FRAME_HEADER_BYTES] = 0xa0 | count;
+  let pos = putKey(out, FRAME_HEADER_BYTES + 1, OP_MSG);
+  pos = writeText(out, putKey(out, pos, KEY_SUBJECT), subject, subjectBytes);
+  pos = writeHead(out, putKey(out, pos, KEY_P), 2, payloadBytes);
+  out.set(p, pos);
+  pos = putUint(out, putKey(out, pos + payloadBytes, KEY_SEQ), seq);
+  pos = putOptionalText(out, pos, KEY_ENC, m.enc);
+  pos = putOptionalText(out, pos, KEY_REPLY, m.reply);
+  if (m.sid !== undefined) pos = writeHead(out, putKey(out, pos, KEY_SID), 0, m.sid);
+  putOptionalText(out, pos, KEY_QUEUE, m.queue);
+  return out;
+}
+
+/** The whole size of `op`'s frame, length prefix included. */
+export function pubFrameBytes(op: PubOp): number {
+  const subjectBytes = textBytes(op.subject);
+  return (
+    FRAME_HEADER_BYTES + 1 + OP_PUB.length +
+    KEY_SUBJECT.length + headBytes(subjectBytes) + subjectBytes +
+    KEY_P.length + headBytes(op.p.byteLength) + op.p.byteLength +
+    optionalTextSize(KEY_ENC, op.enc) + (op.retain === undefined ? 0 : KEY_RETAIN.length + 1) +
+    optionalTextSize(KEY_REPLY, op.reply) + (op.id === undefined ? 0 : KEY_ID.length + headBytes(op.id))
+  );
+}
+
+/**
+ * Writes `op`'s frame (pubFrameBytes(op) bytes) at out[at]: a publisher
+ * encodes straight into its connection's write buffer, with no frame object
+ * in between.
+ */
+export function writePubFrame(op: PubOp, out: Buffer, at: number, frameBytes: number): void {
+  const count = 3 + (op.enc === undefined ? 0 : 1) + (op.retain === undefined ? 0 : 1) + (op.reply === undefined ? 0 : 1) + (op.id === undefined ? 0 : 1);
+  out.writeUInt32BE(frameBytes - FRAME_HEADER_BYTES, at);
+  out[at + FRAME_HEADER_BYTES] = 0xa0 | count;
+  let pos = putKey(out, at + FRAME_HEADER_BYTES + 1, OP_PUB);
+  pos = writeText(out, putKey(out, pos, KEY_SUBJECT), op.subject, textBytes(op.subject));
+  pos = writeHead(out, putKey(out, pos, KEY_P), 2, op.p.byteLength);
+  out.set(op.p, pos);
+  pos += op.p.byteLength;
+  pos = putOptionalText(out, pos, KEY_ENC, op.enc);
+  if (op.retain !== undefined) {
+    pos = putKey(out, pos, KEY_RETAIN);
+    out[pos++] = op.retain ? 0xf5 : 0xf4;
+  }
+  pos = putOptionalText(out, pos, KEY_REPLY, op.reply);
+  if (op.id !== undefined) writeHead(out, putKey(out, pos, KEY_ID), 0, op.id);
+}
+
+/** A `pub` frame in a buffer of its own. */
+export function encodePubFrame(op: PubOp): Buffer {
+  const size = pubFrameBytes(op);
+  const out = Buffer.allocUnsafe(size);
+  writePubFrame(op, out, 0, size);
   return out;
 }

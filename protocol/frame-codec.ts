@@ -5,7 +5,8 @@
 
 import { Encoder, type Options } from "cbor-x";
 import { FRAME_HEADER_BYTES } from "./limits.js";
-import { decodeFlatMap, encodeFlatFrame } from "./flat-cbor.js";
+import { decodeFlatMap, encodeFlatFrame, encodeMsgFrame, encodePubFrame } from "./flat-cbor.js";
+import type { DeliverMsg, PubOp } from "./messages.js";
 
 // Plain CBOR only: no records extension (other clients would not read it),
 // maps decode to objects, byte strings stay byte strings. Integers with an
@@ -37,6 +38,43 @@ function normalise(value: unknown, depth: number): unknown {
   return map;
 }
 
+// Each traffic field and the type it must have for the dedicated writers.
+const MSG_FIELDS: Record<string, (v: unknown) => boolean> = {
+  op: () => true,
+  subject: (v) => typeof v === "string",
+  p: (v) => v instanceof Uint8Array,
+  seq: (v) => (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) || typeof v === "bigint",
+  enc: (v) => v === undefined || typeof v === "string",
+  reply: (v) => v === undefined || typeof v === "string",
+  sid: (v) => v === undefined || (typeof v === "number" && Number.isSafeInteger(v) && v >= 0),
+  queue: (v) => v === undefined || typeof v === "string",
+};
+const PUB_FIELDS: Record<string, (v: unknown) => boolean> = {
+  op: () => true,
+  subject: (v) => typeof v === "string",
+  p: (v) => v instanceof Uint8Array,
+  enc: (v) => v === undefined || typeof v === "string",
+  retain: (v) => v === undefined || typeof v === "boolean",
+  reply: (v) => v === undefined || typeof v === "string",
+  id: (v) => v === undefined || (typeof v === "number" && Number.isSafeInteger(v) && v >= 0),
+};
+
+/** Whether `op` is a `pub` exactly as its type says, so writePubFrame() can write it. */
+export function isWellTypedPub(op: object): op is PubOp {
+  return (op as { op?: unknown }).op === "pub" && isExactly(op, PUB_FIELDS);
+}
+
+/** Whether every field of `message` is one of `fields`, of its type, and the required ones are there. */
+function isExactly(message: object, fields: Record<string, (v: unknown) => boolean>): boolean {
+  const m = message as Record<string, unknown>;
+  if (m["subject"] === undefined || m["p"] === undefined) return false;
+  for (const key in m) {
+    const check = fields[key];
+    if (check === undefined || !check(m[key])) return false;
+  }
+  return true;
+}
+
 /**
  * CBOR-encodes one message and prefixes it with its length. Flat messages
  * (every frame that carries traffic) go through protocol/flat-cbor.ts, in one
@@ -45,6 +83,10 @@ function normalise(value: unknown, depth: number): unknown {
  * BigInt so they go out as CBOR integers either way.
  */
 export function encodeFrame(message: object): Buffer {
+  const op = (message as { op?: unknown }).op;
+  // The two traffic frames, when they are exactly what their type says (the broker's and the SDK's own).
+  if (op === "msg" && (message as DeliverMsg).seq !== undefined && isExactly(message, MSG_FIELDS)) return encodeMsgFrame(message as DeliverMsg);
+  if (op === "pub" && isExactly(message, PUB_FIELDS)) return encodePubFrame(message as PubOp);
   const flat = encodeFlatFrame(message);
   if (flat !== undefined) return flat;
   const body = cbor.encode(message);

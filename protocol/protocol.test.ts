@@ -1,6 +1,6 @@
 // Subjects, framing and payload encodings: table-driven unit tests.
 import { describe, expect, it } from "vitest";
-import { subjectMatches, subjectProblem, queueNameProblem } from "./subject.js";
+import { subjectMatches, subjectProblem, queueNameProblem, validSubjectTokens } from "./subject.js";
 import { encodeFrame, FrameDecoder } from "./frame-codec.js";
 import { decodePayload, encodePayload } from "./payload.js";
 import { MAX_SUBJECT_BYTES, MAX_SUBJECT_TOKENS } from "./limits.js";
@@ -53,6 +53,43 @@ describe("subject validation", () => {
     expect(queueNameProblem("a.b")).toMatch(/character/);
     expect(queueNameProblem("x".repeat(65))).toMatch(/1 to/);
     expect(queueNameProblem(7)).toMatch(/string/);
+  });
+});
+
+describe("the one-pass subject check", () => {
+  /** The rules as written in docs/PROTOCOL.md, the slow way: what the fast check must agree with. */
+  function reference(subject: string, wildcards: boolean): number {
+    if (subject.length === 0 || subject.length > MAX_SUBJECT_BYTES) return -1;
+    const tokens = subject.split(".");
+    if (tokens.length > MAX_SUBJECT_TOKENS) return -1;
+    for (let i = 0; i < tokens.length; i++) {
+      const t = tokens[i]!;
+      if (t === "*" || t === ">") {
+        if (!wildcards || (t === ">" && i !== tokens.length - 1)) return -1;
+      } else if (!/^[A-Za-z0-9_:-]+$/.test(t)) return -1;
+    }
+    return tokens.length;
+  }
+
+  it("agrees with the rules on random subjects", () => {
+    const alphabet = ["a", "Z", "0", "_", "-", ":", ".", ".", "*", ">", "é", " ", "/"];
+    let seed = 1;
+    const next = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    let valid = 0;
+    for (let n = 0; n < 20000; n++) {
+      const length = Math.floor(next() * 12);
+      let subject = "";
+      for (let i = 0; i < length; i++) subject += alphabet[Math.floor(next() * alphabet.length)];
+      for (const wildcards of [false, true]) {
+        const expected = reference(subject, wildcards);
+        expect(validSubjectTokens(subject, wildcards), JSON.stringify([subject, wildcards])).toBe(expected);
+        expect(subjectProblem(subject, wildcards) === undefined).toBe(expected >= 0);
+        if (expected >= 0) valid++;
+      }
+    }
+    expect(valid).toBeGreaterThan(1000);
+    expect(validSubjectTokens("a.".repeat(MAX_SUBJECT_TOKENS) + "a", false)).toBe(-1);
+    expect(validSubjectTokens("a.".repeat(MAX_SUBJECT_TOKENS - 1) + "a", false)).toBe(MAX_SUBJECT_TOKENS);
   });
 });
 

@@ -22,7 +22,7 @@ export interface CorkableStream {
 }
 
 /** Frames up to this size are copied into the slab; larger ones are written as they are. */
-const COPY_MAX_BYTES = 8 * 1024;
+export const COPY_MAX_BYTES = 8 * 1024;
 /**
  * A writer's slab starts small and doubles each time a turn fills it, up to
  * the most; an idle connection so holds at most MAX_SLAB_BYTES, a quiet one 4 KiB.
@@ -62,21 +62,50 @@ export class TurnWriter {
       this.#sealSlab();
       this.#pieces.push(bytes);
     } else {
-      if (this.#slab === undefined || this.#slabUsed + n > this.#slab.length) {
-        this.#sealSlab();
-        const size = this.#slab === undefined ? MIN_SLAB_BYTES : Math.min(MAX_SLAB_BYTES, this.#slab.length * 2);
-        this.#slab = Buffer.allocUnsafeSlow(size);
-        this.#slabStart = 0;
-        this.#slabUsed = 0;
-      }
-      this.#slab.set(bytes, this.#slabUsed);
+      if (this.#slab === undefined || this.#slabUsed + n > this.#slab.length) this.#newSlab();
+      this.#slab!.set(bytes, this.#slabUsed);
       this.#slabUsed += n;
     }
     this.#pendingBytes += n;
-    if (!this.#turnScheduled) {
-      this.#turnScheduled = true;
-      process.nextTick(this.#endTurn);
-    }
+    this.#scheduleTurn();
+    return this.belowMark;
+  }
+
+  #scheduleTurn(): void {
+    if (this.#turnScheduled) return;
+    this.#turnScheduled = true;
+    process.nextTick(this.#endTurn);
+  }
+
+  #newSlab(): void {
+    this.#sealSlab();
+    const size = this.#slab === undefined ? MIN_SLAB_BYTES : Math.min(MAX_SLAB_BYTES, this.#slab.length * 2);
+    this.#slab = Buffer.allocUnsafeSlow(size);
+    this.#slabStart = 0;
+    this.#slabUsed = 0;
+  }
+
+  /**
+   * Room for `size` bytes (at most COPY_MAX_BYTES) in this turn's write:
+   * returns where they start in `slab`, for the caller to fill at once. They
+   * count as written. Lets an encoder write a frame in place.
+   */
+  reserve(size: number): number {
+    if (this.#slab === undefined || this.#slabUsed + size > this.#slab.length) this.#newSlab();
+    const at = this.#slabUsed;
+    this.#slabUsed += size;
+    this.#pendingBytes += size;
+    this.#scheduleTurn();
+    return at;
+  }
+
+  /** The buffer reserve() returned an offset into (valid until the next reserve or write). */
+  get slab(): Buffer {
+    return this.#slab as Buffer;
+  }
+
+  /** Whether the bytes written so far leave room below the stream's high-water mark. */
+  get belowMark(): boolean {
     return this.bufferedBytes < this.#stream.writableHighWaterMark;
   }
 

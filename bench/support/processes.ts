@@ -37,8 +37,15 @@ export interface Spawned {
   stop(): Promise<void>;
 }
 
+/**
+ * Extra node flags for every process the bench starts, e.g.
+ * XPCBUS_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile
+ * the broker and each client of a scenario (node refuses --cpu-prof in NODE_OPTIONS).
+ */
+export const BENCH_NODE_ARGS = (process.env["XPCBUS_BENCH_NODE_ARGS"] ?? "").split(/\s+/).filter((a) => a.length > 0);
+
 export function spawnNode(script: string, args: string[]): Spawned {
-  const child = spawn(process.execPath, [script, ...args], { stdio: ["pipe", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [...BENCH_NODE_ARGS, script, ...args], { stdio: ["pipe", "pipe", "inherit"] });
   // A write to a child that died is reported by its exit (result() rejects), not by crashing the harness with EPIPE.
   child.stdin!.on("error", () => undefined);
   const lines: string[] = [];
@@ -69,6 +76,8 @@ export function spawnNode(script: string, args: string[]): Spawned {
     line: async (wanted) => void (await waitLine((l) => l === wanted)),
     onLine: (listener) => void waiters.push(listener),
     stop: async () => {
+      // A profiled process writes its profile only if it exits by itself: give it a moment.
+      if (BENCH_NODE_ARGS.length > 0) await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
       await exited;
     },
@@ -77,7 +86,7 @@ export function spawnNode(script: string, args: string[]): Spawned {
 
 /** Starts `xpcbus daemon` on `socket` and resolves once it says ready. */
 export async function startBroker(socket: string): Promise<{ pid: number; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, [CLI, "daemon", "--socket", socket, "--log-level", "warn"], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, [...BENCH_NODE_ARGS, CLI, "daemon", "--socket", socket, "--log-level", "warn"], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((r) => child.once("exit", () => r()));

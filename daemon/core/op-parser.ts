@@ -4,7 +4,7 @@
 // (docs/PROTOCOL.md, "Versioning").
 
 import type { WireErrorCode, ClientOp, ClientOpName, PayloadEncoding } from "../../protocol/index.js";
-import { CLIENT_OPS, PAYLOAD_ENCODINGS, INBOX_PREFIX, MAX_CLIENT_NAME_BYTES, MAX_ID, queueNameProblem, subjectProblem, notifyNameProblem } from "../../protocol/index.js";
+import { CLIENT_OPS, PAYLOAD_ENCODINGS, INBOX_PREFIX, MAX_CLIENT_NAME_BYTES, MAX_ID, queueNameProblem, subjectProblem, validSubjectTokens, notifyNameProblem } from "../../protocol/index.js";
 import type { BrokerLimitOptions } from "./options.js";
 
 export interface OpFault {
@@ -74,8 +74,8 @@ class Fields {
   subject(field: string, wildcards: boolean): string {
     const value = this.map[field];
     if (typeof value !== "string") throw this.#bad(field, "a text string");
-    const problem = subjectProblem(value, wildcards);
-    if (problem !== undefined) throw new Invalid("invalid_subject", problem);
+    const tokens = validSubjectTokens(value, wildcards);
+    if (tokens < 0) throw new Invalid("invalid_subject", subjectProblem(value, wildcards) ?? "invalid subject");
     // A broker may be configured tighter than the protocol's own maxima, but
     // its own inboxes (`_INBOX.<peer>.<n>`, three tokens) keep only those: a
     // responder must be able to publish its reply whatever the limits.
@@ -83,7 +83,6 @@ class Fields {
     if (value.length > this.limits.maxSubjectBytes) {
       throw new Invalid("invalid_subject", `a subject is at most ${this.limits.maxSubjectBytes} bytes on this broker (got ${value.length})`);
     }
-    const tokens = value.split(".").length;
     if (tokens > this.limits.maxSubjectTokens) {
       throw new Invalid("invalid_subject", `a subject has at most ${this.limits.maxSubjectTokens} tokens on this broker (got ${tokens})`);
     }
