@@ -3,7 +3,7 @@
 // Unknown fields are ignored so that newer clients can add optional ones
 // (docs/PROTOCOL.md, "Versioning").
 
-import type { WireErrorCode, ClientOp, ClientOpName, PayloadEncoding } from "../../protocol/index.js";
+import type { WireErrorCode, ClientOp, ClientOpName, PayloadEncoding, PubOp } from "../../protocol/index.js";
 import { CLIENT_OPS, PAYLOAD_ENCODINGS, INBOX_PREFIX, MAX_CLIENT_NAME_BYTES, MAX_ID, queueNameProblem, subjectProblem, validSubjectTokens, notifyNameProblem } from "../../protocol/index.js";
 import type { BrokerLimitOptions } from "./options.js";
 
@@ -136,6 +136,11 @@ class Fields {
 
 export function parseClientOp(map: Record<string, unknown>, limits: BrokerLimitOptions): ParsedOp {
   const name = map["op"];
+  if (name === "pub") {
+    const pub = wellFormedPub(map, limits);
+    if (pub !== undefined) return { op: pub };
+    // Ill-formed: the general reader below says which field and why.
+  }
   const rawId = map["id"];
   const id = isUint(rawId, MAX_ID) ? rawId : undefined;
   if (typeof name !== "string") return { fault: { code: "bad_field", reason: 'every frame needs field "op" as a text string', id } };
@@ -148,6 +153,33 @@ export function parseClientOp(map: Record<string, unknown>, limits: BrokerLimitO
     const subject = typeof map["subject"] === "string" ? (map["subject"] as string).slice(0, 300) : undefined;
     return { fault: { code: error.code, reason: error.reason, id, subject } };
   }
+}
+
+const NO_PAYLOAD = new Uint8Array(0);
+
+/** Whether `subject` passes Fields.subject(false) (the same rules and limits, inboxes exempt from the tighter ones). */
+function acceptableSubject(subject: unknown, limits: BrokerLimitOptions): subject is string {
+  if (typeof subject !== "string") return false;
+  const tokens = validSubjectTokens(subject, false);
+  if (tokens < 0) return false;
+  return subject.startsWith(INBOX_PREFIX) || (subject.length <= limits.maxSubjectBytes && tokens <= limits.maxSubjectTokens);
+}
+
+/**
+ * Publishes are the hot path (one per message in): the checks of readOp()'s
+ * "pub", inline, and the decoded map itself is the op; undefined when any
+ * check fails, and readOp() then names the fault.
+ */
+function wellFormedPub(map: Record<string, unknown>, limits: BrokerLimitOptions): PubOp | undefined {
+  const { subject, p, enc, retain, reply, id } = map;
+  if (!acceptableSubject(subject, limits)) return undefined;
+  if (p !== undefined && (!(p instanceof Uint8Array) || p.byteLength > limits.maxPayloadBytes)) return undefined;
+  if (enc !== undefined && (typeof enc !== "string" || !knownEncodings.has(enc))) return undefined;
+  if (retain !== undefined && typeof retain !== "boolean") return undefined;
+  if (reply !== undefined && !acceptableSubject(reply, limits)) return undefined;
+  if (id !== undefined && !isUint(id, MAX_ID)) return undefined;
+  if (p === undefined) map["p"] = NO_PAYLOAD;
+  return map as unknown as PubOp;
 }
 
 function readOp(op: ClientOpName, f: Fields, limits: BrokerLimitOptions): ClientOp {

@@ -26,7 +26,12 @@ export interface BrokerContext {
   deliver(session: Session, message: Outbound): void;
 }
 
-/** cbor-x writes numbers above 2^32 as floats; a BigInt goes out as a CBOR unsigned integer. */
+/**
+ * cbor-x writes numbers above 2^32 as floats; a BigInt goes out as a CBOR
+ * unsigned integer. Needed only in frames cbor-x writes (nested ones, such as
+ * `status`): the flat frames' writer (protocol/flat-cbor.ts) writes every
+ * safe integer as an integer.
+ */
 export function wireUint(value: number): number | bigint {
   return value > 0xffff_ffff ? BigInt(value) : value;
 }

@@ -7,7 +7,7 @@ import type { DeliverMsg, PubOp } from "../../../protocol/index.js";
 import { INBOX_PREFIX } from "../../../protocol/index.js";
 import { Outbound } from "../peer-link.js";
 import type { Session } from "../session.js";
-import { wireUint, type BrokerContext } from "./context.js";
+import type { BrokerContext } from "./context.js";
 
 export function publish(ctx: BrokerContext, session: Session, op: PubOp): void {
   if (op.subject.startsWith(INBOX_PREFIX)) {
@@ -21,7 +21,7 @@ export function publish(ctx: BrokerContext, session: Session, op: PubOp): void {
   if (op.retain === true) ctx.retained.put({ subject: op.subject, payload: op.p, enc: op.enc, seq });
   const match = ctx.index.match(op.subject);
   if (match.plainOwners.length > 0 || match.groups.length > 0) {
-    const msg: DeliverMsg = { op: "msg", subject: op.subject, p: op.p, seq: wireUint(seq) as number };
+    const msg: DeliverMsg = { op: "msg", subject: op.subject, p: op.p, seq: seq };
     if (op.enc !== undefined) msg.enc = op.enc;
     if (op.reply !== undefined) msg.reply = op.reply;
     if (match.plainOwners.length > 0) {
@@ -35,5 +35,5 @@ export function publish(ctx: BrokerContext, session: Session, op: PubOp): void {
     }
   }
   ctx.notifier?.published(op.subject, seq);
-  if (op.id !== undefined) session.send({ op: "ok", id: op.id, seq: wireUint(seq) });
+  if (op.id !== undefined) session.send({ op: "ok", id: op.id, seq: seq });
 }

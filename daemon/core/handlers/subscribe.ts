@@ -5,7 +5,7 @@ import type { GetOp, SubOp, UnsubOp } from "../../../protocol/index.js";
 import { subjectMatches } from "../../../protocol/index.js";
 import { Outbound } from "../peer-link.js";
 import { SubscriptionEntry, type Session } from "../session.js";
-import { wireUint, type BrokerContext } from "./context.js";
+import type { BrokerContext } from "./context.js";
 
 export function subscribe(ctx: BrokerContext, session: Session, op: SubOp): void {
   if (!ctx.allowed(session, "subscribe", op.subject, op.id)) return;
@@ -39,7 +39,7 @@ function replay(ctx: BrokerContext, session: Session, op: SubOp): void {
         op: "msg",
         subject: value.subject,
         p: value.payload,
-        seq: wireUint(value.seq) as number,
+        seq: value.seq,
         sid: op.sid,
         ...(value.enc === undefined ? {} : { enc: value.enc }),
       }),
@@ -70,7 +70,7 @@ export function get(ctx: BrokerContext, session: Session, op: GetOp): void {
     id: op.id,
     found: true,
     subject: op.subject,
-    seq: wireUint(value.seq),
+    seq: value.seq,
     p: value.payload,
     ...(value.enc === undefined ? {} : { enc: value.enc }),
   });
