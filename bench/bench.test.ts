@@ -34,6 +34,9 @@ describe("benchmark harness (tiny profile)", () => {
     expect(results.floors!.node.latency.count).toBe(100);
     expect(results.floors!.c).toBeDefined();
     expect(results.throughput!.rows.map((r) => r.payloadBytes)).toEqual([64, 4096]);
+    for (const row of results.throughput!.rows) expect(row.delivered).toBe(row.messages);
+    expect(results.pubStdin!.received).toBe(results.pubStdin!.lines);
+    expect(results.pubStdin!.cliCpuMs).toBeGreaterThan(0);
     const sc = results.slowConsumer!;
     expect(sc.withStopped.stopped!.messages + sc.withStopped.stopped!.droppedTotal).toBe(1000);
     const burst = results.burst!.rows.find((r) => r.system === "xpcbus")!;

@@ -54,7 +54,8 @@ export interface BurstOptions {
   progress?: (line: string) => void;
 }
 
-async function once(system: SystemName, dir: string, options: BurstOptions): Promise<BurstRow> {
+/** One burst through `system`, with a server of its own started in `dir` (also the 1 → 1 throughput's runner). */
+export async function burstOnce(system: SystemName, dir: string, options: BurstOptions): Promise<BurstRow> {
   const { subscribers, messages, window } = options;
   // Four progress lines per window: the publisher gets credit well before it runs dry.
   const reportEvery = Math.max(1, Math.floor(window / 4));
@@ -145,7 +146,7 @@ export async function run(options: BurstOptions): Promise<BurstResult> {
   try {
     for (const system of availableSystems("burst", options.systems ?? SYSTEMS, skipped, options.progress)) {
       options.progress?.(`burst: ${system}, ${options.messages} × ${options.payloadBytes} B to ${options.subscribers} subscribers`);
-      rows.push(await once(system, dir.path, options));
+      rows.push(await burstOnce(system, dir.path, options));
     }
     return { scenario: "burst", rows, skipped };
   } finally {

@@ -16,9 +16,10 @@ import { run as throughput } from "./throughput.bench.js";
 import { run as notify } from "./notify.bench.js";
 import { run as slowConsumer } from "./slow-consumer.bench.js";
 import { run as burst } from "./burst.bench.js";
+import { run as pubStdin } from "./pub-stdin.bench.js";
 import type { SystemName } from "./support/systems.js";
 
-export const SCENARIOS = ["floors", "compare", "update-delivery", "throughput", "notify", "slow-consumer", "burst"] as const;
+export const SCENARIOS = ["floors", "compare", "update-delivery", "throughput", "notify", "slow-consumer", "burst", "pub-stdin"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -30,6 +31,9 @@ export interface BenchOptions {
 // The burst: 10,000 × 64 B to 100 subscriber processes; at most 512 messages
 // ahead of the slowest subscriber (burst.bench.ts says why the bound).
 const BURST = { subscribers: 100, messages: 10_000, window: 512, systems: undefined as SystemName[] | undefined };
+// quick leaves Mosquitto out of the burst: at this size it takes ~50 s, a
+// sixth of the profile, at ~15× NATS's CPU per delivery (--full has it).
+const QUICK_BURST = { ...BURST, systems: ["xpcbus", "nats", "redis"] as SystemName[] | undefined };
 
 // quick: under 5 minutes on 2 cores. It leaves out 100 clients polling every
 // 10 ms (10,000 gets/s saturate both cores for the rest of the run); --full has it.
@@ -59,6 +63,8 @@ const PROFILES = {
     fanoutSubs: 2,
     fanoutMsgs: 10,
     tp: 500,
+    tpSystems: ["xpcbus"] as SystemName[] | undefined,
+    stdinLines: 1000,
     floor: 100,
     slowConsumer: 1000,
     notify: { posts: 200, wakeWatchers: [1], wakePublishes: 20, asleepMs: 50 },
@@ -77,11 +83,13 @@ const PROFILES = {
     single: 2000,
     fanoutSubs: 100,
     fanoutMsgs: 100,
-    tp: 20000,
+    tp: 100_000,
+    tpSystems: undefined,
+    stdinLines: 200_000,
     floor: 2000,
     slowConsumer: 50000,
     ...MEASURED,
-    burst: BURST,
+    burst: QUICK_BURST,
   },
   full: {
     counts: [1, 10, 100, 1000],
@@ -94,7 +102,9 @@ const PROFILES = {
     single: 10000,
     fanoutSubs: 100,
     fanoutMsgs: 500,
-    tp: 100000,
+    tp: 300_000,
+    tpSystems: undefined,
+    stdinLines: 500_000,
     floor: 10000,
     slowConsumer: 50000,
     ...MEASURED,
@@ -146,7 +156,7 @@ export async function runBench(options: BenchOptions): Promise<RunResults> {
     results.delivery = await delivery({ counts: p.counts, rates: p.rates, idleMs: p.idleMs, skip: p.skip, sharedBroker: p.sharedBroker, settleMs: p.settleMs, settleWhenComplete: p.settleWhenComplete, progress });
   });
   await attempt("throughput", async () => {
-    results.throughput = await throughput({ messages: p.tp, payloads: [64, 4096] });
+    results.throughput = await throughput({ messages: p.tp, payloads: [64, 4096], systems: p.tpSystems, progress });
   });
   if (process.platform === "linux") {
     await attempt("notify", async () => {
@@ -158,6 +168,9 @@ export async function runBench(options: BenchOptions): Promise<RunResults> {
   });
   await attempt("burst", async () => {
     results.burst = await burst({ ...p.burst, payloadBytes: 64, progress });
+  });
+  await attempt("pub-stdin", async () => {
+    results.pubStdin = await pubStdin({ lines: p.stdinLines });
   });
   results.durationS = Math.round((Date.now() - started) / 1000);
   mkdirSync(options.outDir, { recursive: true });

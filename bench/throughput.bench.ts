@@ -1,49 +1,64 @@
-// Scenario: 1 publisher -> 1 subscriber through xpcbus as fast as the
-// publisher can go (it waits only for its socket to drain), 64 B and 4 KiB
-// payloads: messages per second at the subscriber, and CPU per message of
-// the broker and both clients.
+// Scenario: 1 publisher → 1 subscriber as fast as it goes, through xpcbus and
+// each peer that is installed, in the same run and with the same harness:
+// the burst's (burst.bench.ts), with one subscriber process and a window of
+// about 1 MiB in flight. Messages per second at the subscriber (first
+// publish → last delivery) and CPU per message, broker + both clients, read
+// from /proc for every process alike.
 
-import { join } from "node:path";
-import { cpuMs, roundMs } from "./support/cpu.js";
-import { clientScript, scratchDir, spawnNode, startBroker } from "./support/processes.js";
+import { burstOnce } from "./burst.bench.js";
+import { scratchDir } from "./support/processes.js";
+import { availableSystems, SYSTEMS, type SystemName } from "./support/systems.js";
 
 export interface ThroughputRow {
+  system: SystemName;
   payloadBytes: number;
   messages: number;
+  /** Messages that arrived. */
+  delivered: number;
   messagesPerSecond: number;
   cpuUsPerMessage: number;
   brokerCpuMs: number;
+  publisherCpuMs: number;
+  subscriberCpuMs: number;
 }
 
-export async function run(options: { messages: number; payloads: number[] }): Promise<{ scenario: "throughput"; rows: ThroughputRow[] }> {
+export interface ThroughputResult {
+  scenario: "throughput";
+  rows: ThroughputRow[];
+  skipped: Array<{ system: SystemName; reason: string }>;
+}
+
+export async function run(options: {
+  messages: number;
+  payloads: number[];
+  systems?: SystemName[];
+  progress?: (line: string) => void;
+}): Promise<ThroughputResult> {
   const dir = scratchDir();
   const rows: ThroughputRow[] = [];
+  const skipped: ThroughputResult["skipped"] = [];
   try {
+    const systems = availableSystems("throughput", options.systems ?? SYSTEMS, skipped, options.progress);
     for (const payloadBytes of options.payloads) {
-      const socket = join(dir.path, `tp-${payloadBytes}.sock`);
-      const broker = await startBroker(socket);
-      const sub = spawnNode(clientScript("push-subscriber"), [socket, "bench.tp", String(options.messages)]);
-      await sub.line("ready");
-      const brokerStart = cpuMs(broker.pid);
-      // A window of about 1 MiB in flight, well under the broker's 8 MiB per-peer bound.
+      // About 1 MiB in flight: far under every broker's per-subscriber bound.
       const window = Math.max(16, Math.floor((1 << 20) / (payloadBytes + 64)));
-      const pub = spawnNode(clientScript("push-publisher"), [socket, "bench.tp", String(options.messages), String(payloadBytes), "0", String(window)]);
-      const [s, p] = await Promise.all([
-        sub.result<{ cpuMs: number; firstNs: string; lastNs: string }>(),
-        pub.result<{ cpuMs: number }>(),
-      ]);
-      const brokerCpuMs = roundMs(cpuMs(broker.pid) - brokerStart);
-      await broker.stop();
-      const seconds = Number(BigInt(s.lastNs) - BigInt(s.firstNs)) / 1e9;
-      rows.push({
-        payloadBytes,
-        messages: options.messages,
-        messagesPerSecond: Math.round(options.messages / Math.max(seconds, 1e-6)),
-        cpuUsPerMessage: Math.round(((brokerCpuMs + s.cpuMs + p.cpuMs) * 1000) / options.messages * 10) / 10,
-        brokerCpuMs,
-      });
+      for (const system of systems) {
+        options.progress?.(`throughput: ${system}, ${options.messages} × ${payloadBytes} B`);
+        const row = await burstOnce(system, dir.path, { subscribers: 1, messages: options.messages, payloadBytes, window });
+        rows.push({
+          system,
+          payloadBytes: row.payloadBytes,
+          messages: row.messages,
+          delivered: row.delivered,
+          messagesPerSecond: row.deliveriesPerSecond,
+          cpuUsPerMessage: row.cpuUsPerDelivery,
+          brokerCpuMs: row.brokerCpuMs,
+          publisherCpuMs: row.publisherCpuMs,
+          subscriberCpuMs: row.subscribersCpuMs,
+        });
+      }
     }
-    return { scenario: "throughput", rows };
+    return { scenario: "throughput", rows, skipped };
   } finally {
     dir.remove();
   }

@@ -6,6 +6,7 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { STDIN_CHECKPOINT_LINES } from "./cli/pub-stdin.js";
 import { CLI, cleanup, runCli, spawnBroker, spawnCli, startBroker, tempDir, waitForSubscription, type BrokerProcess, type CliResult } from "./test-support/harness.js";
 
 const me = process.getuid!();
@@ -61,6 +62,22 @@ describe("pub --stdin with lines that cannot be sent", () => {
     expect(oneLine(result.stderr)).toMatch(/^xpcbus: line 2: not valid JSON: /);
     expect((await sub.exited).code).toBe(0);
     expect(sub.stdout.lines).toEqual(['js {"n":1}', "js [3]"]);
+  });
+});
+
+describe("pub --stdin refused by the broker", () => {
+  afterAll(cleanup);
+
+  it("stops at the first checkpoint after the refusal: exit 1, one line naming it", async () => {
+    const dir = tempDir();
+    const policy = join(dir, "p.json");
+    writeFileSync(policy, JSON.stringify({ version: 1, rules: [{ name: "me", match: { uid: [me] }, connect: "allow", subscribe: [">"], publish: ["open.>"] }] }));
+    const broker = await startBroker({ args: ["--policy", policy] });
+    const lines = 3 * STDIN_CHECKPOINT_LINES;
+    const input = Array.from({ length: lines }, (_, i) => `line ${i}`).join("\n");
+    const result = await runCli(["pub", "closed.x", "--stdin", "--socket", broker.socket], { input });
+    expect(result.code).toBe(1);
+    expect(oneLine(result.stderr)).toMatch(new RegExp(`^xpcbus: by line ${STDIN_CHECKPOINT_LINES}: rule "me" does not allow publish on "closed\\.x".*\\[permission_denied\\]$`));
   });
 });
 

@@ -36,10 +36,11 @@ describe("xpcbus CLI", () => {
   it("pub --stdin publishes one message per line, in order", async () => {
     const sub = spawnCli(["sub", "lines", "--count", "3", ...s()]);
     await waitSubscribed("lines");
-    const pub = await runCli(["pub", "lines", "--stdin", ...s()], { input: "one\ntwo\nthree\n" });
+    // "\r\n" ends a line as "\n" does; a last line needs no newline; an empty line is an empty message.
+    const pub = await runCli(["pub", "lines", "--stdin", ...s()], { input: "one\r\n\nthree" });
     expect(pub.code).toBe(0);
     await sub.exited;
-    expect(sub.stdout.lines).toEqual(["lines one", "lines two", "lines three"]);
+    expect(sub.stdout.lines).toEqual(["lines one", "lines ", "lines three"]);
   });
 
   it("get prints a retained value, and exits 1 with a clear line when there is none", async () => {

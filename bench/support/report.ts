@@ -7,7 +7,8 @@ import type { CompareResult } from "../compare.bench.js";
 import type { FloorsResult } from "../floors.bench.js";
 import type { NotifyResult } from "../notify.bench.js";
 import type { SlowConsumerResult } from "../slow-consumer.bench.js";
-import type { ThroughputRow } from "../throughput.bench.js";
+import type { ThroughputResult, ThroughputRow } from "../throughput.bench.js";
+import type { PubStdinResult } from "../pub-stdin.bench.js";
 import type { DeliveryRow, UpdateDeliveryResult } from "../update-delivery.bench.js";
 
 export interface RunResults {
@@ -18,10 +19,11 @@ export interface RunResults {
   floors?: FloorsResult;
   compare?: CompareResult;
   delivery?: UpdateDeliveryResult;
-  throughput?: { rows: ThroughputRow[] };
+  throughput?: ThroughputResult;
   notify?: NotifyResult;
   slowConsumer?: SlowConsumerResult;
   burst?: BurstResult;
+  pubStdin?: PubStdinResult;
   failures: Array<{ scenario: string; error: string }>;
 }
 
@@ -51,7 +53,12 @@ export function headline(r: RunResults): string {
     const best = fan.filter((row) => row.system !== "xpcbus").sort((a, b) => a.cpuUsPerDelivery - b.cpuUsPerDelivery)[0];
     lines.push(`- CPU per delivery: ${oursFan.cpuUsPerDelivery} µs` + (best ? ` vs best peer ${best.system} ${best.cpuUsPerDelivery} µs (${ratio(oursFan.cpuUsPerDelivery, best.cpuUsPerDelivery)})` : ""));
   }
+  lines.push(...throughputHeadline(r.throughput));
   lines.push(...burstHeadline(r.burst));
+  if (r.pubStdin !== undefined) {
+    const s = r.pubStdin;
+    lines.push(`- \`xpcbus pub --stdin\`, ${s.lines} lines of ${s.lineBytes} B to one subscriber: ${s.linesPerSecond} lines/s, ${s.cpuUsPerLine} µs CPU per line (CLI + broker), start-up ${s.startupMs} ms`);
+  }
   const rows = r.delivery?.rows ?? [];
   for (const rate of [...new Set(rows.map((row) => row.ratePerSecond))].sort((a, b) => a - b)) {
     const poll = rows.find((row) => row.mode === "poll 100 ms" && row.clients === 10 && row.ratePerSecond === rate);
@@ -67,6 +74,19 @@ export function headline(r: RunResults): string {
     lines.push(`- notify, ${row.clients} idle watcher(s), ${row.windowMs} ms: ${row.frames} frames, ${row.clientsCpuMs} ms client CPU, ${row.brokerCpuMs} ms broker CPU`);
   }
   return lines.join("\n");
+}
+
+/** 1 → 1 at the smallest payload against NATS, in the same run. */
+function throughputHeadline(tp: ThroughputResult | undefined): string[] {
+  if (tp === undefined) return [];
+  const small = Math.min(...tp.rows.map((row) => row.payloadBytes));
+  const ours = tp.rows.find((row) => row.system === "xpcbus" && row.payloadBytes === small);
+  const nats = tp.rows.find((row) => row.system === "nats" && row.payloadBytes === small);
+  if (ours === undefined) return [];
+  return [
+    `- 1 → 1, ${small} B: ${ours.messagesPerSecond} msgs/s, ${ours.cpuUsPerMessage} µs CPU per message (broker + both clients)` +
+      (nats ? `; ${ratio(ours.messagesPerSecond, nats.messagesPerSecond)} NATS's rate (${nats.messagesPerSecond}/s), ${ratio(ours.cpuUsPerMessage, nats.cpuUsPerMessage)} its CPU (${nats.cpuUsPerMessage} µs)` : ""),
+  ];
 }
 
 /** The burst against NATS and against the best peer (most deliveries/s; least CPU per delivery), measured in the same run. */
@@ -126,8 +146,17 @@ export function markdown(r: RunResults): string {
     ));
   }
   if (r.throughput) {
-    out.push("", "## Throughput, 1 publisher → 1 subscriber", "", table(["payload", "messages", "msgs/s", "CPU µs/msg (all)", "broker CPU ms"],
-      r.throughput.rows.map((row) => [`${row.payloadBytes} B`, row.messages, row.messagesPerSecond, row.cpuUsPerMessage, row.brokerCpuMs])));
+    const tp = r.throughput;
+    const natsAt = (bytes: number): ThroughputRow | undefined => tp.rows.find((row) => row.system === "nats" && row.payloadBytes === bytes);
+    out.push("", "## Throughput, 1 publisher → 1 subscriber (the burst's harness, one subscriber, ~1 MiB in flight)", "", table(
+      ["broker", "payload", "delivered", "msgs/s", "vs NATS", "CPU µs/msg (all)", "vs NATS", "broker CPU ms", "publisher CPU ms", "subscriber CPU ms"],
+      tp.rows.map((row) => {
+        const nats = natsAt(row.payloadBytes);
+        return [row.system, `${row.payloadBytes} B`, row.delivered, row.messagesPerSecond, nats ? ratio(row.messagesPerSecond, nats.messagesPerSecond) : "n/a",
+          row.cpuUsPerMessage, nats ? ratio(row.cpuUsPerMessage, nats.cpuUsPerMessage) : "n/a", row.brokerCpuMs, row.publisherCpuMs, row.subscriberCpuMs];
+      }),
+    ));
+    for (const s of tp.skipped) out.push("", `${s.system} skipped: ${s.reason}`);
   }
   if (r.notify) {
     out.push("", "## Notify post cost (broker event-loop time per post, ns)", "", `A publish nobody watches: ${r.notify.unwatchedNsPerPost} ns.`, "", table(
@@ -161,6 +190,13 @@ export function markdown(r: RunResults): string {
         row.brokerCpuMs, row.publisherCpuMs, row.subscribersCpuMs, row.cpuUsPerDelivery, nats ? ratio(row.cpuUsPerDelivery, nats.cpuUsPerDelivery) : "n/a"]),
     ));
     for (const s of b.skipped) out.push("", `${s.system} skipped: ${s.reason}`);
+  }
+  if (r.pubStdin) {
+    const s = r.pubStdin;
+    out.push("", `## \`xpcbus pub --stdin\`: ${s.lines} lines of ${s.lineBytes} B, one subscriber`, "", table(
+      ["received", "s (first → last message)", "lines/s", "CLI start-up ms", "CLI CPU ms", "broker CPU ms", "CPU µs/line"],
+      [[s.received, s.seconds, s.linesPerSecond, s.startupMs, s.cliCpuMs, s.brokerCpuMs, s.cpuUsPerLine]],
+    ));
   }
   if (r.failures.length > 0) {
     out.push("", "## Failures", "", ...r.failures.map((f) => `- ${f.scenario}: ${f.error}`));

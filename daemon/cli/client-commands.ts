@@ -1,13 +1,13 @@
 // pub, sub, get, req, status: thin commands over the SDK. Data goes to
 // stdout, one line per item; diagnostics go to stderr.
 
-import { createInterface } from "node:readline";
-import { connect, XpcbusError, InvalidSubjectError } from "../../client-sdk/index.js";
+import { connect, InvalidSubjectError } from "../../client-sdk/index.js";
 import type { Client } from "../../client-sdk/index.js";
 import type { BrokerStatus } from "../../protocol/index.js";
 import { subjectProblem } from "../../protocol/index.js";
-import { CliError, describe, exitCodeOf, ReportedFailure } from "./cli-error.js";
+import { CliError } from "./cli-error.js";
 import { EXIT_ERROR, EXIT_USAGE } from "./exit-codes.js";
+import { publishLines } from "./pub-stdin.js";
 import { messageLine, parseData, payloadText, printLine } from "./output.js";
 
 export interface CommonOptions {
@@ -54,67 +54,6 @@ export async function pubCommand(
     }
     await publishLines(client, subject, json, retain);
   });
-}
-
-/** How many publishes of `pub --stdin` may await their acknowledgement at once. */
-const STDIN_BATCH = 256;
-
-/** Codes that are about one line's data: that line is skipped and the others still go. */
-const LINE_PROBLEMS: ReadonlySet<string> = new Set(["payload_too_large"]);
-
-/**
- * `pub --stdin`: one message per line; acknowledgements are awaited in
- * batches so a long input streams instead of round-tripping each line. A line
- * whose data cannot be sent (not JSON with --json, over the payload limit) is
- * reported as "line N: why" and skipped; the rest are still sent and the exit
- * code is 1. Anything else (refused by the policy, the connection lost) would
- * fail every later line alike, so it ends the command at that line.
- */
-async function publishLines(client: Client, subject: string, json: boolean, retain: boolean): Promise<void> {
-  const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
-  let skipped = 0;
-  let fatal: CliError | undefined;
-  const report = (lineNo: number, error: unknown): void => {
-    if (error instanceof CliError || (error instanceof XpcbusError && LINE_PROBLEMS.has(error.code))) {
-      skipped++;
-      process.stderr.write(`xpcbus: line ${lineNo}: ${describe(error)}\n`);
-    } else {
-      fatal ??= new CliError(`line ${lineNo}: ${describe(error)}`, exitCodeOf(error));
-    }
-  };
-  let lineNo = 0;
-  let inFlight: Array<Promise<unknown>> = [];
-  for await (const line of lines) {
-    lineNo++;
-    const at = lineNo;
-    let value: unknown;
-    try {
-      value = parseLine(line, json);
-    } catch (error) {
-      report(at, error);
-      continue;
-    }
-    // Each publish is handled as soon as it settles, so no rejection is left unhandled.
-    inFlight.push(client.publish(subject, value, { retain }).catch((error: unknown) => report(at, error)));
-    if (inFlight.length >= STDIN_BATCH) {
-      await Promise.all(inFlight);
-      inFlight = [];
-    }
-    if (fatal !== undefined) break;
-  }
-  await Promise.all(inFlight);
-  if (fatal !== undefined) throw fatal;
-  if (skipped > 0) throw new ReportedFailure(`${skipped} of ${lineNo} lines were not sent`, EXIT_ERROR);
-}
-
-/** One line of `pub --stdin --json`: a bad one is that line's problem (exit 1), not a usage error. */
-function parseLine(line: string, json: boolean): unknown {
-  if (!json) return line;
-  try {
-    return JSON.parse(line) as unknown;
-  } catch (error) {
-    throw new CliError(`not valid JSON: ${(error as Error).message}`, EXIT_ERROR);
-  }
 }
 
 export async function subCommand(
