@@ -22,6 +22,7 @@ import { Watch, type WatchOptions, type WatchOwner } from "./watch.js";
 import { BrokerConnection, type ConnectionOwner } from "./broker-connection.js";
 import { SubscriptionRegistry, subOp } from "./subscription-registry.js";
 import { WatchRegistry } from "./watch-registry.js";
+import { FetchWatches } from "./fetch-watches.js";
 import { parseDrainOptions, type ClientEvents, type ClientSettings, type DrainOptions, type GetResult } from "./client-options.js";
 import type { PublishAck, PublishOptions, RequestOptions, RespondOptions } from "./client-options.js";
 import { answerRequest, responderErrorOf } from "./responder-error.js";
@@ -35,6 +36,8 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
   readonly #connection: BrokerConnection;
   readonly #subs: SubscriptionRegistry;
   readonly #watches: WatchRegistry;
+  /** Watches with `fetch`: subscriptions underneath (fetch-watches.ts says why). */
+  readonly #fetchWatches: FetchWatches;
   /** respond() handlers still running, with the sending of their replies; drain() waits for them. */
   readonly #answering = new Set<Promise<void>>();
   /** What a received message's respond() calls: made once, shared by every message. */
@@ -52,8 +55,18 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
           return connection.state;
         },
         call: (op) => connection.call(op),
-        get: (subject) => this.get(subject),
         brokerError: (error) => this.#brokerError(error),
+      },
+      this,
+    );
+    this.#fetchWatches = new FetchWatches(
+      {
+        get state() {
+          return connection.state;
+        },
+        subscribe: (subject, callback) => this.subscribe(subject, { callback }),
+        unsubscribe: (sub) => this.unsubscribe(sub),
+        get: (subject) => this.get(subject),
       },
       this,
     );
@@ -194,7 +207,9 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
    * Wakes on every publish to `subject` (a concrete subject: wildcards are for
    * subscribe()), without receiving the payload: the broker posts the
    * subject's notification name and this process sleeps in the kernel until
-   * then. With `fetch`, each wake-up also gets the retained value.
+   * then. With `fetch`, each event also carries the subject's retained value
+   * when the publish was retained; such a watch is a subscription underneath
+   * (it needs the `subscribe` right, not `watch`; fetch-watches.ts says why).
    */
   async watch(subject: string, options: WatchOptions = {}): Promise<Watch> {
     this.#connection.checkOpen();
@@ -203,7 +218,9 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
     if (subjectProblem(subject, false) !== undefined) {
       throw new InvalidSubjectError(`watch() needs a concrete subject, not the pattern "${subject}"; wildcards are for subscribe()`);
     }
-    return this.#watches.add(subjectNotifyName(this.#watches.requirePrefix(), subject), subject, options);
+    const name = subjectNotifyName(this.#watches.requirePrefix(), subject);
+    if (options.fetch === true) return this.#fetchWatches.add(name, subject, options);
+    return this.#watches.add(name, subject, options);
   }
 
   /** Wakes when the notification `name` is posted (any name, as notify(3) has them). */
@@ -237,6 +254,7 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
   }
 
   unwatch(watch: Watch): Promise<void> {
+    if (this.#fetchWatches.owns(watch)) return this.#fetchWatches.remove(watch);
     return this.#watches.remove(watch);
   }
 
@@ -320,7 +338,10 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
     return {
       welcomed: (welcome) => this.#watches.useNotifyInfo(welcome.notify),
       resumeOps: () => this.#subs.resumeOps(),
-      resumed: () => this.#watches.rewatch(),
+      resumed: () => {
+        this.#watches.rewatch();
+        this.#fetchWatches.resumed();
+      },
       deliver: (message: DeliverMsg) => this.#subs.route(message),
       brokerError: (error) => this.#brokerError(error),
       dropped: (info) => this.emit("dropped", info),
@@ -330,6 +351,7 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
       closed: (error) => {
         this.#subs.endAll();
         this.#watches.endAll();
+        this.#fetchWatches.endAll();
         this.emit("closed", error);
       },
     };

@@ -21,6 +21,8 @@ export interface Message {
   readonly seq: number;
   /** Where a reply goes, when the sender asked for one. */
   readonly reply: string | undefined;
+  /** Whether the payload is the subject's retained value (published with `retain`, or replayed). */
+  readonly retained: boolean;
   /** Publishes `data` to `reply`. Rejects when the message asked for no reply. */
   respond(data?: unknown): Promise<void>;
 }
@@ -32,6 +34,7 @@ export interface MessageParts {
   enc?: PayloadEncoding | undefined;
   seq?: number;
   reply?: string;
+  retained?: boolean;
 }
 
 /** Sends a message's reply: the client's publish. */
@@ -48,6 +51,7 @@ class ReceivedMessage implements Message {
   readonly data: Payload;
   readonly seq: number;
   readonly reply: string | undefined;
+  readonly retained: boolean;
   readonly #send: ReplySender;
 
   constructor(subject: string, parts: MessageParts, send: ReplySender) {
@@ -58,6 +62,7 @@ class ReceivedMessage implements Message {
     this.data = decodePayload(parts.p, encoding);
     this.seq = parts.seq ?? 0;
     this.reply = parts.reply;
+    this.retained = parts.retained === true;
     this.#send = send;
   }
 

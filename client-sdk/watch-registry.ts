@@ -1,22 +1,19 @@
 // The client's watched notification names: one `watch` per name per
 // connection however many Watch objects share it, the notify backend that
-// wakes them (the Linux table or notify(3)), notify-then-fetch, and
+// wakes them (the Linux table or notify(3)), and
 // re-registering every name after a reconnect (docs/PROTOCOL.md §9.9,
 // Appendix A "Registering", "Rewatch").
 
 import { XpcbusError, type BrokerError } from "./errors.js";
-import type { AnsweredOp, Answers, ClientOp, NotifyInfo, Payload } from "../protocol/index.js";
+import type { AnsweredOp, Answers, ClientOp, NotifyInfo } from "../protocol/index.js";
 import { Watch, type WatchOptions, type WatchOwner } from "./watch.js";
 import { openNotifyBackend, type NotifyBackend, type NotifyToken } from "./notify/notify-backend.js";
 import type { ConnectionState } from "./broker-connection.js";
-import type { GetResult } from "./client-options.js";
 
 /** What the registry needs of the client it belongs to. */
 export interface WatchRegistryHost {
   readonly state: ConnectionState;
   call<K extends AnsweredOp>(op: Extract<ClientOp, { op: K }>): Promise<Answers[K]>;
-  /** The client's get(), for notify-then-fetch. */
-  get(subject: string): Promise<GetResult>;
   brokerError(error: BrokerError): void;
 }
 
@@ -26,8 +23,6 @@ interface WatchedName {
   readonly subject: string | undefined;
   readonly watches: Set<Watch>;
   token: NotifyToken | undefined;
-  fetching: boolean;
-  fetchAgain: boolean;
 }
 
 export class WatchRegistry {
@@ -75,7 +70,7 @@ export class WatchRegistry {
     const watch = new Watch(this.#owner, name, subject, options);
     let entry = this.#watched.get(name);
     if (entry === undefined) {
-      entry = { name, subject, watches: new Set(), token: undefined, fetching: false, fetchAgain: false };
+      entry = { name, subject, watches: new Set(), token: undefined };
       this.#watched.set(name, entry);
     }
     entry.watches.add(watch);
@@ -181,42 +176,6 @@ export class WatchRegistry {
   }
 
   #wake(entry: WatchedName, state: bigint): void {
-    let fetchWanted = false;
-    for (const watch of entry.watches) {
-      if (watch.fetch) fetchWanted = true;
-      else watch.deliver({ name: entry.name, subject: entry.subject, state, seq: Number(state) });
-    }
-    if (fetchWanted) this.#fetch(entry);
-  }
-
-  /** Notify-then-fetch, one `get` at a time per name; wakes during a get cause one more get after it. */
-  #fetch(entry: WatchedName): void {
-    if (entry.fetching) {
-      entry.fetchAgain = true;
-      return;
-    }
-    entry.fetching = true;
-    void (async () => {
-      do {
-        entry.fetchAgain = false;
-        const state = entry.token?.state() ?? 0n;
-        const subject = entry.subject as string;
-        let event: { name: string; subject: string; state: bigint; seq: number; value?: Payload; valueSeq?: number } = {
-          name: entry.name,
-          subject,
-          state,
-          seq: Number(state),
-        };
-        try {
-          const got = await this.#host.get(subject);
-          // The retained value belongs to this wake (or a later one) only if its seq is not older.
-          if (got.found && got.seq >= Number(state)) event = { ...event, value: got.data, valueSeq: got.seq };
-        } catch {
-          // Disconnected or closed: the wake is still delivered, without a value.
-        }
-        for (const watch of entry.watches) if (watch.fetch) watch.deliver(event);
-      } while (entry.fetchAgain && this.#host.state !== "closed");
-      entry.fetching = false;
-    })();
+    for (const watch of entry.watches) watch.deliver({ name: entry.name, subject: entry.subject, state, seq: Number(state) });
   }
 }

@@ -14,14 +14,18 @@ export interface WatchEvent {
   readonly state: bigint;
   /** The state as a number: for a subject, its sequence number at the publish that woke us. */
   readonly seq: number;
-  /** With `fetch`: the subject's retained value, when it is at least as new as `seq`. */
+  /** With `fetch`: the subject's retained value, when the publish that made this event was retained. */
   readonly value?: Payload;
-  /** With `fetch`: the retained value's own sequence number. */
+  /** With `fetch`: the retained value's own sequence number (`seq`, when `value` is there). */
   readonly valueSeq?: number;
 }
 
 export interface WatchOptions {
-  /** Notify-then-fetch: after each wake, `get` the subject's retained value (one get at a time). */
+  /**
+   * Each event carries the subject's retained value too, with no round trip:
+   * the broker sends it with the wake-up (client-sdk/fetch-watches.ts).
+   * Needs the `subscribe` right on the subject instead of `watch`.
+   */
   fetch?: boolean;
   /** Receive events through this callback instead of iterating; a failure is a `callbackError` event, and the watch goes on. */
   callback?: (event: WatchEvent) => void;

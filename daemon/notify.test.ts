@@ -113,20 +113,44 @@ for await (const line of commands) {
     expect(count).toBeLessThan(10);
   });
 
-  it("notify-then-fetch gets the retained value of the seq it woke for, or a newer one", async () => {
+  it("a watch with fetch gets every publish as an event, with the value when it was retained, and nothing for the past", async () => {
     const broker = await startBroker();
+    const publisher = await client(broker.socket);
+    await publisher.publish("cfg.theme", "before", { retain: true });
     const w = watcher(broker.socket, "cfg.theme", { fetch: true });
     await w.event("ready");
-    const publisher = await client(broker.socket);
+    const themes = ["dark", "light", "solarized", "dark"];
     const seqs: number[] = [];
-    for (const theme of ["dark", "light", "solarized", "dark"]) seqs.push((await publisher.publish("cfg.theme", theme, { retain: true })).seq!);
-    await w.event("wake", (e) => e["valueSeq"] === seqs[3]);
-    for (const wake of w.events("wake")) {
-      expect(wake["value"]).not.toBeNull();
-      expect(wake["valueSeq"] as number).toBeGreaterThanOrEqual(wake["seq"] as number);
-      const index = seqs.indexOf(wake["valueSeq"] as number);
-      expect(["dark", "light", "solarized", "dark"][index]).toBe(wake["value"]);
-    }
+    for (const theme of themes) seqs.push((await publisher.publish("cfg.theme", theme, { retain: true })).seq!);
+    const plain = (await publisher.publish("cfg.theme", "not kept")).seq!;
+    await w.event("wake", (e) => e["seq"] === plain);
+    const wakes = w.events("wake");
+    // The value retained before the watch is no event; each later publish is one, in order.
+    expect(wakes.map((e) => e["seq"])).toEqual([...seqs, plain]);
+    expect(wakes.slice(0, 4).map((e) => [e["value"], e["valueSeq"]])).toEqual(themes.map((t, i) => [t, seqs[i]]));
+    // A publish without retain changed no retained value: an event without one.
+    expect(wakes[4]).toMatchObject({ value: null, valueSeq: null });
+  });
+
+  it("a watch with fetch catches up after a broker restart with one event for the value retained meanwhile", async () => {
+    const socket = join(tempDir(), "b.sock");
+    let broker: BrokerProcess = await startBroker({ socket });
+    const w = watcher(broker.socket, "cfg.mode", { fetch: true });
+    await w.event("ready");
+    const first = await client(broker.socket);
+    const before = (await first.publish("cfg.mode", "one", { retain: true })).seq!;
+    await w.event("wake", (e) => e["seq"] === before);
+    await broker.kill("SIGKILL");
+    broker = await startBroker({ socket });
+    // Published on the new broker before or after the watcher is back: one event either way (live, or the catch-up get).
+    const second = await client(broker.socket);
+    const after = (await second.publish("cfg.mode", "two", { retain: true })).seq!;
+    await w.event("wake", (e) => e["seq"] === after);
+    await second.flush();
+    await w.event("reconnected");
+    const ping = await second.publish("cfg.mode", "three", { retain: true });
+    await w.event("wake", (e) => e["seq"] === ping.seq);
+    expect(w.events("wake").map((e) => e["value"])).toEqual(["one", "two", "three"]);
   });
 
   it("maps the table read-only for clients; its file refuses writers of other uids", async () => {

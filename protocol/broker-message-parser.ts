@@ -235,12 +235,13 @@ export function parseBrokerMessage(map: Record<string, unknown>): ParsedBrokerMe
  * unread); undefined when any check fails.
  */
 function wellFormedMsg(map: Record<string, unknown>): DeliverMsg | undefined {
-  const { subject, p, seq, enc, reply, sid, queue } = map;
+  const { subject, p, seq, enc, reply, sid, queue, retained } = map;
   if (typeof subject !== "string" || !(p instanceof Uint8Array) || !isUintNumber(seq, Number.MAX_SAFE_INTEGER)) return undefined;
   if (enc !== undefined && (typeof enc !== "string" || !knownEncodings.has(enc))) return undefined;
   if (reply !== undefined && typeof reply !== "string") return undefined;
   if (sid !== undefined && !isUintNumber(sid, MAX_ID)) return undefined;
   if (queue !== undefined && typeof queue !== "string") return undefined;
+  if (retained !== undefined && typeof retained !== "boolean") return undefined;
   return map as unknown as DeliverMsg;
 }
 
@@ -274,6 +275,8 @@ function readMessage(op: BrokerMessage["op"], f: Fields): BrokerMessage {
       if (sid !== undefined) msg.sid = sid;
       const queue = f.optionalText("queue");
       if (queue !== undefined) msg.queue = queue;
+      const retained = f.optionalBool("retained");
+      if (retained !== undefined) msg.retained = retained;
       return msg;
     }
     case "ok":

@@ -157,7 +157,7 @@ describe("flat CBOR maps", () => {
 describe("the traffic frames", () => {
   it("write msg and pub exactly as cbor-x reads them, with every combination of optional fields", () => {
     const p = Buffer.from("payload");
-    const optional = { enc: "text", reply: "_INBOX.1.2", sid: 70_000, queue: "workers" };
+    const optional = { enc: "text", reply: "_INBOX.1.2", sid: 70_000, queue: "workers", retained: true };
     const keys = Object.keys(optional) as Array<keyof typeof optional>;
     for (let mask = 0; mask < 1 << keys.length; mask++) {
       for (const seq of [0, 23, 2 ** 32 - 1, 2n ** 40n, 2n ** 63n]) {
@@ -188,10 +188,14 @@ describe("the traffic frames", () => {
       { op: "msg", subject: "a", p: Buffer.alloc(1) },
       { op: "pub", subject: "a", p: "not bytes" },
       { op: "pub", subject: "a", p: Buffer.alloc(1), retain: "yes" },
+      { op: "msg", subject: "a", p: Buffer.alloc(1), seq: 1, timeout: 5 },
     ];
     for (const message of odd) {
       const body = encodeFrame(message).subarray(4);
       expect(viaCborX(body)).toEqual(viaCborX(cbor.encode(message)));
+      // And the reader gives each field under its own name.
+      const read = decodeFlatMap(body, 0, body.length);
+      if (read !== undefined) expect(read).toEqual(viaCborX(body));
     }
   });
 });

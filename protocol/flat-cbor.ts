@@ -63,7 +63,7 @@ function asciiText(buf: Uint8Array, start: number, length: number): string | und
  */
 const KNOWN_KEYS = [
   "op", "p", "id", "v", "seq", "sid", "subject", "enc", "reply", "queue", "retain", "timeout", "name", "state",
-  "code", "reason", "count", "total", "found", "delivered", "slot", "hash", "replay", "peer", "server",
+  "code", "reason", "count", "total", "found", "delivered", "slot", "hash", "replay", "peer", "server", "retained",
 ];
 const knownKeyBytes = KNOWN_KEYS.map((key) => Buffer.from(key, "latin1"));
 /**
@@ -181,6 +181,7 @@ function readKey(buf: Uint8Array, pos: number, end: number): number {
 
 // Key indexes the traffic path reads into locals (positions in KNOWN_KEYS).
 const K_OP = 0, K_P = 1, K_ID = 2, K_SEQ = 4, K_SID = 5, K_SUBJECT = 6, K_ENC = 7, K_REPLY = 8, K_QUEUE = 9, K_RETAIN = 10;
+const K_RETAINED = KNOWN_KEYS.indexOf("retained");
 
 /**
  * `msg` and `pub`, the frames that carry traffic, read into locals and built
@@ -191,13 +192,15 @@ const K_OP = 0, K_P = 1, K_ID = 2, K_SEQ = 4, K_SID = 5, K_SUBJECT = 6, K_ENC = 
  */
 function decodeTraffic(buf: Uint8Array, pos: number, count: number, end: number): Record<string, unknown> | undefined {
   let op: unknown, subject: unknown, p: unknown, seq: unknown, sid: unknown, id: unknown;
-  let enc: unknown, reply: unknown, queue: unknown, retain: unknown;
+  let enc: unknown, reply: unknown, queue: unknown, retain: unknown, retained: unknown;
   let seen = 0;
   for (let i = 0; i < count; i++) {
     pos = readKey(buf, pos, end);
-    if (pos < 0 || keyIndex < 0 || keyIndex > K_RETAIN || (seen & (1 << keyIndex)) !== 0) return undefined;
-    seen |= 1 << keyIndex;
-    const which = keyIndex;
+    if (pos < 0) return undefined;
+    // The traffic fields are the first ones of KNOWN_KEYS, and "retained"; one bit each for repeats.
+    const which = keyIndex === K_RETAINED ? K_RETAIN + 1 : keyIndex <= K_RETAIN ? keyIndex : -1;
+    if (which < 0 || (seen & (1 << which)) !== 0) return undefined;
+    seen |= 1 << which;
     pos = readValue(buf, pos, end);
     if (pos < 0) return undefined;
     switch (which) {
@@ -211,6 +214,7 @@ function decodeTraffic(buf: Uint8Array, pos: number, count: number, end: number)
       case K_REPLY: reply = scalar; break;
       case K_QUEUE: queue = scalar; break;
       case K_RETAIN: retain = scalar; break;
+      case K_RETAIN + 1: retained = scalar; break;
       default: return undefined;
     }
   }
@@ -222,10 +226,11 @@ function decodeTraffic(buf: Uint8Array, pos: number, count: number, end: number)
     if (reply !== undefined) msg["reply"] = reply;
     if (sid !== undefined) msg["sid"] = sid;
     if (queue !== undefined) msg["queue"] = queue;
+    if (retained !== undefined) msg["retained"] = retained;
     return msg;
   }
   if (op === "pub") {
-    if (seq !== undefined || sid !== undefined || queue !== undefined) return undefined;
+    if (seq !== undefined || sid !== undefined || queue !== undefined || retained !== undefined) return undefined;
     const pub: Record<string, unknown> = { op, subject };
     if (p !== undefined) pub["p"] = p;
     if (enc !== undefined) pub["enc"] = enc;
@@ -421,6 +426,7 @@ const KEY_SID = keyBytes("sid");
 const KEY_QUEUE = keyBytes("queue");
 const KEY_RETAIN = keyBytes("retain");
 const KEY_ID = keyBytes("id");
+const KEY_RETAINED = keyBytes("retained");
 
 function putKey(out: Buffer, pos: number, key: Buffer): number {
   for (let i = 0; i < key.length; i++) out[pos + i] = key[i]!;
@@ -465,8 +471,10 @@ export function encodeMsgFrame(m: DeliverMsg): Buffer {
     KEY_P.length + headBytes(payloadBytes) + payloadBytes +
     KEY_SEQ.length + uintSize(seq) +
     optionalTextSize(KEY_ENC, m.enc) + optionalTextSize(KEY_REPLY, m.reply) +
-    (m.sid === undefined ? 0 : KEY_SID.length + headBytes(m.sid)) + optionalTextSize(KEY_QUEUE, m.queue);
-  const count = 4 + (m.enc === undefined ? 0 : 1) + (m.reply === undefined ? 0 : 1) + (m.sid === undefined ? 0 : 1) + (m.queue === undefined ? 0 : 1);
+    (m.sid === undefined ? 0 : KEY_SID.length + headBytes(m.sid)) + optionalTextSize(KEY_QUEUE, m.queue) +
+    (m.retained === undefined ? 0 : KEY_RETAINED.length + 1);
+  const count =
+    4 + (m.enc === undefined ? 0 : 1) + (m.reply === undefined ? 0 : 1) + (m.sid === undefined ? 0 : 1) + (m.queue === undefined ? 0 : 1) + (m.retained === undefined ? 0 : 1);
   const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + size);
   out.writeUInt32BE(size, 0);
   out[FRAME_HEADER_BYTES] = 0xa0 | count;
@@ -478,7 +486,8 @@ export function encodeMsgFrame(m: DeliverMsg): Buffer {
   pos = putOptionalText(out, pos, KEY_ENC, m.enc);
   pos = putOptionalText(out, pos, KEY_REPLY, m.reply);
   if (m.sid !== undefined) pos = writeHead(out, putKey(out, pos, KEY_SID), 0, m.sid);
-  putOptionalText(out, pos, KEY_QUEUE, m.queue);
+  pos = putOptionalText(out, pos, KEY_QUEUE, m.queue);
+  if (m.retained !== undefined) out[putKey(out, pos, KEY_RETAINED)] = m.retained ? 0xf5 : 0xf4;
   return out;
 }
 

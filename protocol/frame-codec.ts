@@ -48,6 +48,7 @@ const MSG_FIELDS: Record<string, (v: unknown) => boolean> = {
   reply: (v) => v === undefined || typeof v === "string",
   sid: (v) => v === undefined || (typeof v === "number" && Number.isSafeInteger(v) && v >= 0),
   queue: (v) => v === undefined || typeof v === "string",
+  retained: (v) => v === undefined || typeof v === "boolean",
 };
 const PUB_FIELDS: Record<string, (v: unknown) => boolean> = {
   op: () => true,

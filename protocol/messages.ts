@@ -98,6 +98,8 @@ export interface DeliverMsg {
   sid?: number;
   /** Set when the message was given to this peer as the chosen member of a queue group. */
   queue?: string;
+  /** True when the payload is the subject's retained value (a publish with `retain`, or a replay). */
+  retained?: boolean;
 }
 
 export interface OkMsg { op: "ok"; id: number; [field: string]: unknown }

@@ -24,6 +24,7 @@ export function publish(ctx: BrokerContext, session: Session, op: PubOp): void {
     const msg: DeliverMsg = { op: "msg", subject: op.subject, p: op.p, seq: seq };
     if (op.enc !== undefined) msg.enc = op.enc;
     if (op.reply !== undefined) msg.reply = op.reply;
+    if (op.retain === true) msg.retained = true;
     if (match.plainOwners.length > 0) {
       // One encoding for every plain subscriber: the client dispatches to its own matching subscriptions.
       const shared = new Outbound(msg);

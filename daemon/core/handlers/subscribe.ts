@@ -42,6 +42,7 @@ function replay(ctx: BrokerContext, session: Session, op: SubOp): void {
         seq: value.seq,
         sid: op.sid,
         ...(value.enc === undefined ? {} : { enc: value.enc }),
+        retained: true,
       }),
     );
   }
