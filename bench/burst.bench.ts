@@ -49,6 +49,12 @@ export interface BurstOptions {
   messages: number;
   payloadBytes: number;
   window: number;
+  /**
+   * Messages (per subscriber) that are a warm-up: time and CPU are counted
+   * from the moment every subscriber has reported that many, and the
+   * deliveries reported by then are left out. Default 0: from the first publish.
+   */
+  warmup?: number;
   /** A run in which no subscriber reports progress for this long is ended and its losses reported. Default 10 s. */
   stallMs?: number;
   progress?: (line: string) => void;
@@ -75,6 +81,11 @@ export async function burstOnce(system: SystemName, dir: string, options: BurstO
 
     const chunks = new Array<number>(subscribers).fill(0);
     let granted = Math.min(messages, window);
+    const pids = [server.pid, pub.child.pid!, ...subs.map((s) => s.child.pid!)];
+    const readCpu = (): { broker: number; publisher: number; subs: number } => ({ broker: cpuMs(server.pid), publisher: cpuMs(pub.child.pid!), subs: cpuMsOf(pids.slice(2)) });
+    const warmup = options.warmup ?? 0;
+    /** Where counting starts: the first publish, or the end of the warm-up. */
+    let mark: { cpu: ReturnType<typeof readCpu>; ns: bigint; delivered: number } | undefined;
     const stalled = (): void => {
       pub.child.stdin!.write("end\n");
       for (const s of subs) s.child.stdin!.write("finish\n");
@@ -88,6 +99,9 @@ export async function burstOnce(system: SystemName, dir: string, options: BurstO
         if (!line.startsWith("progress ")) return;
         chunks[i] = Number(line.slice(9));
         armStall();
+        if (mark === undefined && warmup > 0 && Math.min(...chunks) * reportEvery >= warmup) {
+          mark = { cpu: readCpu(), ns: process.hrtime.bigint(), delivered: chunks.reduce((sum, c) => sum + c * reportEvery, 0) };
+        }
         const credit = Math.min(messages, Math.min(...chunks) * reportEvery + window);
         if (credit > granted) {
           granted = credit;
@@ -95,8 +109,7 @@ export async function burstOnce(system: SystemName, dir: string, options: BurstO
         }
       }),
     );
-    const pids = [server.pid, pub.child.pid!, ...subs.map((s) => s.child.pid!)];
-    const start = { broker: cpuMs(server.pid), publisher: cpuMs(pub.child.pid!), subs: cpuMsOf(pids.slice(2)) };
+    const start = readCpu();
     armStall();
     pub.child.stdin!.write(`${granted}\n`);
     const [sent, results] = await Promise.all([
@@ -105,12 +118,14 @@ export async function burstOnce(system: SystemName, dir: string, options: BurstO
     ]);
     clearTimeout(stall);
     // Every process is still alive (each waits for its stdin to close): read them now.
-    const brokerCpuMs = roundMs(cpuMs(server.pid) - start.broker);
-    const publisherCpuMs = roundMs(cpuMs(pub.child.pid!) - start.publisher);
-    const subscribersCpuMs = roundMs(cpuMsOf(pids.slice(2)) - start.subs);
+    const from = mark?.cpu ?? start;
+    const brokerCpuMs = roundMs(cpuMs(server.pid) - from.broker);
+    const publisherCpuMs = roundMs(cpuMs(pub.child.pid!) - from.publisher);
+    const subscribersCpuMs = roundMs(cpuMsOf(pids.slice(2)) - from.subs);
     const delivered = results.reduce((sum, r) => sum + r.received, 0);
     const lastNs = results.reduce((max, r) => (BigInt(r.lastNs) > max ? BigInt(r.lastNs) : max), 0n);
-    const seconds = Number(lastNs - BigInt(sent.firstNs)) / 1e9;
+    const seconds = Number(lastNs - (mark?.ns ?? BigInt(sent.firstNs))) / 1e9;
+    const counted = delivered - (mark?.delivered ?? 0);
     return {
       system,
       subscribers,
@@ -120,11 +135,11 @@ export async function burstOnce(system: SystemName, dir: string, options: BurstO
       delivered,
       missing: messages * subscribers - delivered,
       seconds: Math.round(seconds * 1000) / 1000,
-      deliveriesPerSecond: Math.round(delivered / Math.max(seconds, 1e-6)),
+      deliveriesPerSecond: Math.round(counted / Math.max(seconds, 1e-6)),
       brokerCpuMs,
       publisherCpuMs,
       subscribersCpuMs,
-      cpuUsPerDelivery: Math.round(((brokerCpuMs + publisherCpuMs + subscribersCpuMs) * 1000) / Math.max(1, delivered) * 100) / 100,
+      cpuUsPerDelivery: Math.round(((brokerCpuMs + publisherCpuMs + subscribersCpuMs) * 1000) / Math.max(1, counted) * 100) / 100,
     };
   } finally {
     clearTimeout(stall);

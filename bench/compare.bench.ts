@@ -2,7 +2,10 @@
 // the same payloads and process counts: 1 publisher -> 1 subscriber process
 // (one-way latency), and one publish -> 100 subscriber processes (latency of
 // the last subscriber to get it, CPU per delivery). Subscribers are separate
-// processes; the publisher is this process.
+// processes; the publisher is this process. The first `warmup` messages
+// (the same count for every system) let each broker and client library reach
+// its steady state: they are sent and received like the others, but neither
+// their latency nor the CPU spent on them is counted.
 
 import { cpuMs, cpuMsOf, roundMs } from "./support/cpu.js";
 import { newHistogram, summarise, type LatencySummary } from "./support/histogram.js";
@@ -13,6 +16,8 @@ export interface CompareRow {
   system: SystemName;
   subscribers: number;
   messages: number;
+  /** Messages sent before these and not counted. */
+  warmup: number;
   payloadBytes: number;
   /** One subscriber: one-way latency. Many: the last subscriber's latency per message. */
   latency: LatencySummary;
@@ -30,20 +35,22 @@ export interface CompareResult {
 }
 
 
-async function once(system: SystemName, dir: string, subscribers: number, messages: number, spacingMs: number, payloadBytes: number): Promise<CompareRow> {
+async function once(system: SystemName, dir: string, subscribers: number, messages: number, spacingMs: number, payloadBytes: number, warmup: number): Promise<CompareRow> {
+  const total = warmup + messages;
   const server = await startSystem(system, dir);
   const subject = "bench.fanout";
   const subs: Spawned[] = [];
   try {
-    for (let i = 0; i < subscribers; i++) subs.push(spawnNode(clientScript("fanout-subscriber"), [system, server.address, subject, String(messages)]));
+    for (let i = 0; i < subscribers; i++) subs.push(spawnNode(clientScript("fanout-subscriber"), [system, server.address, subject, String(total)]));
     await Promise.all(subs.map((s) => s.line("ready")));
     const publisher = await openPublisher(system, server.address);
     await sleep(100); // subscriptions are acknowledged; let the servers settle
     const pids = subs.map((s) => s.child.pid!);
-    const cpuStart = { server: cpuMs(server.pid), subs: cpuMsOf(pids) };
     const payload = Buffer.alloc(Math.max(12, payloadBytes));
-    for (let i = 0; i < messages; i++) {
+    let cpuStart = { server: cpuMs(server.pid), subs: cpuMsOf(pids) };
+    for (let i = 0; i < total; i++) {
       await sleep(spacingMs);
+      if (i === warmup) cpuStart = { server: cpuMs(server.pid), subs: cpuMsOf(pids) };
       payload.writeBigUInt64LE(process.hrtime.bigint(), 0);
       payload.writeUInt32LE(i, 8);
       await publisher.publish(subject, payload);
@@ -60,7 +67,7 @@ async function once(system: SystemName, dir: string, subscribers: number, messag
     await publisher.close();
     const histogram = newHistogram();
     let missing = 0;
-    for (let i = 0; i < messages; i++) {
+    for (let i = warmup; i < total; i++) {
       let worst = -1;
       for (const r of final) {
         const latency = r.latencies[i] ?? -1;
@@ -75,6 +82,7 @@ async function once(system: SystemName, dir: string, subscribers: number, messag
       system,
       subscribers,
       messages,
+      warmup,
       payloadBytes: payload.length,
       latency: summarise(histogram),
       missing,
@@ -98,6 +106,8 @@ export async function run(options: {
   single: { messages: number; spacingMs: number };
   fanout: { subscribers: number; messages: number; spacingMs: number };
   payloadBytes: number;
+  /** Messages sent first and not counted, per case (default: a tenth of its messages). */
+  warmup?: { single: number; fanout: number };
   progress?: (line: string) => void;
 }): Promise<CompareResult> {
   const dir = scratchDir();
@@ -106,9 +116,10 @@ export async function run(options: {
   try {
     for (const system of availableSystems("compare", options.systems ?? SYSTEMS, skipped, options.progress)) {
       options.progress?.(`compare: ${system}, 1 subscriber`);
-      rows.push(await once(system, dir.path, 1, options.single.messages, options.single.spacingMs, options.payloadBytes));
+      const warmup = options.warmup ?? { single: Math.ceil(options.single.messages / 10), fanout: Math.ceil(options.fanout.messages / 10) };
+      rows.push(await once(system, dir.path, 1, options.single.messages, options.single.spacingMs, options.payloadBytes, warmup.single));
       options.progress?.(`compare: ${system}, ${options.fanout.subscribers} subscribers`);
-      rows.push(await once(system, dir.path, options.fanout.subscribers, options.fanout.messages, options.fanout.spacingMs, options.payloadBytes));
+      rows.push(await once(system, dir.path, options.fanout.subscribers, options.fanout.messages, options.fanout.spacingMs, options.payloadBytes, warmup.fanout));
     }
     return { scenario: "compare", rows, skipped };
   } finally {

@@ -2,7 +2,7 @@
 
 import { createConnection, type Socket } from "node:net";
 import type { ClientConnection, ClientConnectionHandlers, ClientTransport } from "./client-transport.js";
-import { COPY_MAX_BYTES, encodeFrame, isWellTypedPub, FrameDecoder, DEFAULT_MAX_FRAME_BYTES, pubFrameBytes, TurnWriter, writePubFrame } from "../protocol/index.js";
+import { RESERVE_MAX_BYTES, encodeFrame, isWellTypedPub, FrameDecoder, DEFAULT_MAX_FRAME_BYTES, pubFrameBytes, TurnWriter, writePubFrame } from "../protocol/index.js";
 import type { ClientOp } from "../protocol/index.js";
 
 /**
@@ -28,7 +28,7 @@ class UnixClientConnection implements ClientConnection {
     if (isWellTypedPub(op)) {
       // The publish path: encoded in place in this turn's write, no frame buffer of its own.
       const size = pubFrameBytes(op);
-      if (size <= COPY_MAX_BYTES) {
+      if (size <= RESERVE_MAX_BYTES) {
         const at = this.#writer.reserve(size);
         writePubFrame(op, this.#writer.slab, at, size);
         return this.#writer.belowMark;

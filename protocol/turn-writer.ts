@@ -21,8 +21,14 @@ export interface CorkableStream {
   off(event: "drain" | "close", listener: () => void): unknown;
 }
 
-/** Frames up to this size are copied into the slab; larger ones are written as they are. */
-export const COPY_MAX_BYTES = 8 * 1024;
+/**
+ * Frames given to write() up to this size are copied into the slab; larger
+ * ones are already a buffer of their own and are written as they are (a
+ * copy of a few KiB costs more than one more piece in the writev).
+ */
+const COPY_MAX_BYTES = 1024;
+/** The most reserve() hands out: a frame encoded in place costs its one copy there. */
+export const RESERVE_MAX_BYTES = 8 * 1024;
 /**
  * A writer's slab starts small and doubles each time a turn fills it, up to
  * the most; an idle connection so holds at most MAX_SLAB_BYTES, a quiet one 4 KiB.
@@ -86,7 +92,7 @@ export class TurnWriter {
   }
 
   /**
-   * Room for `size` bytes (at most COPY_MAX_BYTES) in this turn's write:
+   * Room for `size` bytes (at most RESERVE_MAX_BYTES) in this turn's write:
    * returns where they start in `slab`, for the caller to fill at once. They
    * count as written. Lets an encoder write a frame in place.
    */

@@ -128,7 +128,9 @@ export function markdown(r: RunResults): string {
     if (!("latency" in r.floors.c)) out.push("", `C floor skipped: ${r.floors.c.skipped}`);
   }
   if (r.compare) {
-    out.push("", "## Brokers side by side (same payload, same process counts)", "", table(
+    const warm = r.compare.rows[0];
+    out.push("", "## Brokers side by side (same payload, same process counts)", "",
+      warm === undefined ? "" : `After a warm-up of ${warm.warmup} messages (${r.compare.rows.find((row) => row.subscribers > 1)?.warmup ?? 0} with many subscribers) that is not counted, the same for every system.`, "", table(
       ["broker", "subscribers", "p50 µs", "p90 µs", "p99 µs", "max µs", "lost", "CPU µs/delivery", "vs floor p50"],
       r.compare.rows.map((row) => [row.system, row.subscribers, row.latency.p50Us, row.latency.p90Us, row.latency.p99Us, row.latency.maxUs, row.missing, row.cpuUsPerDelivery,
         r.floors ? ratio(row.latency.p50Us, r.floors.node.latency.p50Us) : "n/a"]),
@@ -148,7 +150,8 @@ export function markdown(r: RunResults): string {
   if (r.throughput) {
     const tp = r.throughput;
     const natsAt = (bytes: number): ThroughputRow | undefined => tp.rows.find((row) => row.system === "nats" && row.payloadBytes === bytes);
-    out.push("", "## Throughput, 1 publisher → 1 subscriber (the burst's harness, one subscriber, ~1 MiB in flight)", "", table(
+    out.push("", "## Throughput, 1 publisher → 1 subscriber (the burst's harness, one subscriber, ~1 MiB in flight)", "",
+      "Counted after a warm-up of the first fifth of the messages, the same for every system.", "", table(
       ["broker", "payload", "delivered", "msgs/s", "vs NATS", "CPU µs/msg (all)", "vs NATS", "broker CPU ms", "publisher CPU ms", "subscriber CPU ms"],
       tp.rows.map((row) => {
         const nats = natsAt(row.payloadBytes);
