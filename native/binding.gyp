@@ -7,7 +7,7 @@
   "targets": [
     {
       "target_name": "xpcbus_native",
-      "sources": ["src/addon.cc", "src/value_tree.cc"],
+      "sources": ["src/addon.cc", "src/value_tree.cc", "src/call_sink.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "src"

@@ -2,7 +2,7 @@
 // slots sleeping in futex_waitv (Linux 5.16+) with one private control word to
 // stop it, or, where futex_waitv is missing, one thread per slot in
 // FUTEX_WAIT. A thread that sees a generation move signals the JS thread
-// through a ThreadSafeFunction, at most one call pending at a time, so bursts
+// through a CallSink (call_sink.h), at most one call pending at a time, so bursts
 // coalesce. Every thread is stopped and joined from close(), the finalizer and
 // an environment cleanup hook, while the function is still valid.
 #include "linux/notify_waiter.h"
@@ -84,14 +84,8 @@ NotifyWaiter::NotifyWaiter(const Napi::CallbackInfo& info) : Napi::ObjectWrap<No
   }
   shared_ = std::make_shared<Shared>();
   shared_->per_slot = per_slot;
-  // The context stays valid until the function is finalized: the finalizer
-  // drops this reference, whatever order Node tears things down in. No call
-  // carries data, so a call still queued at teardown leaks nothing.
-  auto* keep = new std::shared_ptr<Shared>(shared_);
-  shared_->tsfn = WakeFunction::New(env, info[1].As<Napi::Function>(), "xpcbus.notify.wake", 0, 1, shared_.get(),
-                                    [](Napi::Env, std::shared_ptr<Shared>* held, Shared*) { delete held; }, keep);
   // An idle watcher must not keep the process alive on its own.
-  shared_->tsfn.Unref(env);
+  shared_->sink = CallSink::New(env, info[1].As<Napi::Function>(), "xpcbus.notify.wake", false);
   // Registered after the function, so it runs before Node's own teardown of
   // it (cleanup hooks run last-in first-out): a Worker that ends, or the
   // process exiting, stops and joins the threads while the function is
@@ -237,7 +231,7 @@ void NotifyWaiter::StopThreads() {
 void NotifyWaiter::Shutdown() {
   StopThreads();
   if (shared_) {
-    shared_->tsfn.Release();
+    shared_->sink->End();
     shared_.reset();
   }
   mapping_.reset();
@@ -252,11 +246,17 @@ Napi::Value NotifyWaiter::Close(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-void NotifyWaiter::CallJs(Napi::Env env, Napi::Function on_wake, Shared* shared, void* /*data*/) {
-  // env is null when the function is torn down with this call still queued.
-  if (static_cast<napi_env>(env) == nullptr || shared == nullptr) return;
-  shared->pending.store(false);
-  if (!on_wake.IsEmpty()) CallOnWake(env, on_wake);
+void NotifyWaiter::Shared::Signal() {
+  if (pending.exchange(true)) return;  // a call is already queued: it will see this change too
+  std::weak_ptr<Shared> self = weak_from_this();
+  // False once the sink has ended: nobody is left to tell.
+  bool queued = sink->Queue([self](Napi::Env env, Napi::Function on_wake) {
+    std::shared_ptr<Shared> shared = self.lock();
+    if (shared == nullptr) return;
+    shared->pending.store(false);
+    if (!on_wake.IsEmpty()) CallOnWake(env, on_wake);
+  });
+  if (!queued) pending.store(false);
 }
 
 }  // namespace xpcbus

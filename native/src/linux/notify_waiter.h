@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "call_sink.h"
 #include "linux/native_thread.h"
 #include "linux/table_mapping.h"
 
@@ -25,21 +26,13 @@ class NotifyWaiter : public Napi::ObjectWrap<NotifyWaiter> {
   ~NotifyWaiter() override { Shutdown(); }
 
  private:
-  struct Shared;
-  static void CallJs(Napi::Env env, Napi::Function on_wake, Shared* shared, void* data);
-  using WakeFunction = Napi::TypedThreadSafeFunction<Shared, void, &NotifyWaiter::CallJs>;
-
   // State shared with the threads.
-  struct Shared {
-    WakeFunction tsfn;
+  struct Shared : std::enable_shared_from_this<Shared> {
+    std::shared_ptr<CallSink> sink;
     std::atomic<bool> pending{false};
     bool per_slot = false;
 
-    void Signal() {
-      if (pending.exchange(true)) return;  // a call is already queued: it will see this change too
-      // Fails only once the function is closing: nobody is left to tell.
-      if (tsfn.NonBlockingCall() != napi_ok) pending.store(false);
-    }
+    void Signal();
   };
 
   struct Group {
