@@ -125,7 +125,17 @@ function collect<T>(iterable: AsyncIterable<T>, count: number): Promise<T[]> {
   })();
 }
 
+// The macOS CI jobs (.github/workflows/ci.yml) set XPCBUS_REQUIRE_XPC=1:
+// there a skipped XPC suite is a failure, not a quiet pass.
+const xpcRequired = process.env["XPCBUS_REQUIRE_XPC"] === "1";
+
 for (const transport of transports) {
+  if (xpcRequired && transport.name === "xpc" && transport.skip !== false) {
+    it("the XPC conformance suite runs (XPCBUS_REQUIRE_XPC=1)", () => {
+      throw new Error(`the XPC suite would be skipped: ${transport.skip}`);
+    });
+    continue;
+  }
   describe.skipIf(transport.skip !== false)(`conformance: ${transport.name}${transport.skip ? ` (skipped: ${transport.skip})` : ""}`, () => {
     let bench: Bench;
     const clients: Client[] = [];

@@ -1,5 +1,9 @@
 # Built by `npm install` (node-gyp rebuild --directory=native). One addon;
 # the platform half is chosen here, never with #ifdef inside shared files.
+# On macOS gyp ignores cflags_cc: the same flags go through xcode_settings.
+# The deployment target is the oldest macOS supported (docs/PROTOCOL.md §14):
+# newer APIs are weak references, each behind __builtin_available, and an
+# unguarded one is a compile error.
 # NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS: a call into the addon while a
 # Worker is being terminated cannot throw (napi_throw fails); without it
 # node-addon-api turns that into a fatal error (seen under the notify stress).
@@ -36,13 +40,15 @@
             "src/apple/xpc_shared.cc",
             "src/apple/xpc_listener.cc",
             "src/apple/xpc_client.cc",
-            "src/apple/code_signing.cc"
+            "src/apple/code_signing.cc",
+            "src/apple/process_identity.cc"
           ],
           "libraries": ["-lbsm", "-framework CoreFoundation", "-framework Security"],
           "xcode_settings": {
             "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
             "GCC_ENABLE_CPP_EXCEPTIONS": "NO",
-            "MACOSX_DEPLOYMENT_TARGET": "13.0"
+            "WARNING_CFLAGS": ["-Wall", "-Wextra", "-Werror=unguarded-availability-new"],
+            "MACOSX_DEPLOYMENT_TARGET": "11.0"
           }
         }]
       ]

@@ -43,7 +43,9 @@ if (problems.length > 0) {
   process.exit(1);
 }
 JS
-# Mirror binding.gyp's defines and include path; the XPC C example too (the
-# notify table example is Linux-only).
-exec bash "$checker" -p "$root" -x '*/linux/*' "$root/native/src" "$root/docs/examples/xpc-client.c" -- \
-  -I"$root/native/src" -DNAPI_VERSION=8 -DNAPI_DISABLE_CPP_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED -DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS
+# Mirror binding.gyp's defines, include path and deployment target (macOS 11:
+# an API newer than that must sit behind __builtin_available, or it fails
+# here as it would fail the Mac build); the XPC C example too (the notify
+# table example is Linux-only).
+exec bash "$checker" -p "$root" -t arm64-apple-macos11 -t x86_64-apple-macos11 -x '*/linux/*' "$root/native/src" "$root/docs/examples/xpc-client.c" -- \
+  -Werror=unguarded-availability-new -I"$root/native/src" -DNAPI_VERSION=8 -DNAPI_DISABLE_CPP_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED -DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS

@@ -151,6 +151,8 @@ export interface NativeAddon {
   xpcEncode?: (message: object) => NativeXpcObject;
   /** Whether the code behind an audit token satisfies a code-signing requirement. */
   codeSatisfies?: (auditToken: Uint8Array, requirement: string) => boolean;
+  /** A running process's effective uid and gid and its executable (proc_pidinfo, proc_pidpath); null when there is no such process. */
+  processIdentity?: (pid: number) => { uid: number; gid: number; exe: string | null } | null;
   XpcListener?: new (
     service: string | null,
     onEvent: (event: NativeXpcEvent) => void,

@@ -150,7 +150,7 @@ function buildProgram(): Command {
     .command("explain")
     .argument("<file>")
     .description("show which rule decides for a process (--pid) or an identity (--uid/--gid/--exe), and its rights")
-    .addOption(new Option("--pid <pid>", "a running process (its uid, gid and exe from /proc)").argParser(id).conflicts(["uid", "gid", "exe"]))
+    .addOption(new Option("--pid <pid>", "a running process (its uid, gid and exe: /proc on Linux, proc_pidinfo on macOS)").argParser(id).conflicts(["uid", "gid", "exe"]))
     .addOption(new Option("--uid <uid>", "a user id").argParser(id))
     .addOption(new Option("--gid <gid>", "a group id (with --uid)").argParser(id))
     .option("--exe <path>", "an executable path (with --uid)")

@@ -5,6 +5,7 @@ import { readFileSync, readlinkSync } from "node:fs";
 import { describeIdentity, evaluate, RIGHTS } from "../core/policy.js";
 import type { PeerIdentity } from "../core/peer-link.js";
 import { readPolicyFile } from "../policy-file.js";
+import { loadNative, type NativeAddon } from "../../native/index.js";
 import { CliError, ReportedFailure } from "./cli-error.js";
 import { EXIT_ERROR, EXIT_USAGE } from "./exit-codes.js";
 
@@ -21,8 +22,17 @@ export function policyCheckCommand(file: string): void {
   process.stdout.write(`ok: ${policy.rules.length} rule(s), otherwise ${policy.otherwise}\n`);
 }
 
-/** A live process's identity from /proc, as the broker would see it at connect. */
+/**
+ * A live process's identity as the broker would see it at connect: from
+ * /proc on Linux, from proc_pidinfo and proc_pidpath on macOS (the native
+ * addon). The process is alive and named by the caller: as a broker with a
+ * pidfd or an audit token would, the exe is taken as verified.
+ */
 function identityOfPid(pid: number): PeerIdentity {
+  if (process.platform === "darwin") return identityOfPidMac(pid);
+  if (process.platform !== "linux") {
+    throw new CliError(`--pid reads a process's identity on Linux and macOS only (this is ${process.platform}); give --uid, --gid and --exe`, EXIT_USAGE);
+  }
   let status: string;
   try {
     status = readFileSync(`/proc/${pid}/status`, "utf8");
@@ -41,8 +51,20 @@ function identityOfPid(pid: number): PeerIdentity {
   } catch {
     // Another user's process: the broker (as root) would see it; we may not.
   }
-  // The process is alive and named by the caller: as a broker with a pidfd would, take the exe as verified.
   return { pid, uid: field("Uid"), gid: field("Gid"), exe, exeVerified: exe !== null, method: "proc" };
+}
+
+function identityOfPidMac(pid: number): PeerIdentity {
+  let found: ReturnType<NonNullable<NativeAddon["processIdentity"]>>;
+  try {
+    const read = loadNative().processIdentity;
+    if (read === undefined) throw new Error("this build of the native addon has no processIdentity");
+    found = read(pid);
+  } catch (error) {
+    throw new CliError(`cannot read the identity of process ${pid}: ${(error as Error).message}; give --uid, --gid and --exe instead`, EXIT_USAGE);
+  }
+  if (found === null) throw new CliError(`no process ${pid}`, EXIT_USAGE);
+  return { pid, uid: found.uid, gid: found.gid, exe: found.exe, exeVerified: found.exe !== null, method: "proc_pidinfo" };
 }
 
 /** The numbers are parsed (and --pid refused beside --uid, --gid or --exe) by the option declarations in main.ts. */
