@@ -2,7 +2,9 @@
 // service (PRIVILEGED only for the system daemon), or to an anonymous
 // listener's endpoint. `req` is sent with a reply handler, as XPC services
 // expect; INTERRUPTED (the broker exited or restarted) closes this connection
-// so the client reconnects and resubscribes, as over the Unix socket.
+// so the client reconnects and resubscribes, as over the Unix socket. The
+// native client is cancelled exactly once, by whichever end comes first; the
+// addon also cancels it when the environment ends (a Worker, the process).
 
 import type { ClientConnection, ClientConnectionHandlers, ClientTransport } from "./client-transport.js";
 import { ConnectionError, XpcbusError } from "./errors.js";
@@ -16,15 +18,24 @@ export interface XpcClientOptions {
   privileged?: boolean;
 }
 
+/** Shared by the connection and its event handler: the native client throws once cancelled. */
+interface XpcClientState {
+  closed: boolean;
+}
+
 class XpcClientConnection implements ClientConnection {
   readonly bufferedBytes = 0;
   readonly #client: NativeXpcClient;
+  readonly #state: XpcClientState;
 
-  constructor(client: NativeXpcClient) {
+  constructor(client: NativeXpcClient, state: XpcClientState) {
     this.#client = client;
+    this.#state = state;
   }
 
   send(op: ClientOp): boolean {
+    // After the end, as a write to a closed socket: nothing goes out, and closed() has said why.
+    if (this.#state.closed) return true;
     if (op.op === "req") this.#client.sendWithReply(op);
     else this.#client.send(op);
     return true;
@@ -35,6 +46,8 @@ class XpcClientConnection implements ClientConnection {
   }
 
   close(): void {
+    if (this.#state.closed) return;
+    this.#state.closed = true;
     this.#client.cancel();
   }
 }
@@ -58,15 +71,15 @@ export class XpcClientTransport implements ClientTransport {
   connect(handlers: ClientConnectionHandlers): Promise<ClientConnection> {
     XpcClientTransport.assertAvailable();
     const { XpcClient } = loadNative();
-    let closed = false;
+    const state: XpcClientState = { closed: false };
     const client = new XpcClient!(
       this.#options.target,
       (event) => {
-        if (closed) return;
+        if (state.closed) return;
         if ((event.kind === "message" || event.kind === "reply") && event.message !== undefined) {
           handlers.message(event.message);
         } else if (event.kind === "interrupted" || event.kind === "invalid" || event.kind === "fault") {
-          closed = true;
+          state.closed = true;
           client.cancel();
           handlers.closed(new ConnectionError("disconnected", event.reason ?? `XPC connection ${event.kind}`));
         }
@@ -74,6 +87,6 @@ export class XpcClientTransport implements ClientTransport {
       { privileged: this.#options.privileged === true },
     );
     // XPC connects lazily: failures (no such service) arrive as "invalid" after the first send.
-    return Promise.resolve(new XpcClientConnection(client));
+    return Promise.resolve(new XpcClientConnection(client, state));
   }
 }

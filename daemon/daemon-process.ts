@@ -169,7 +169,7 @@ function createNotifier(options: DaemonOptions, socketPath: string, slots: numbe
   const prefix = options.notifyPrefix ?? (perUserDarwin ? `user.uid.${uid}.${base}` : base);
   const problem = notifyNameProblem(prefix);
   if (problem !== undefined) throw new InvalidArgumentError(`notify prefix: ${problem}`);
-  if (process.platform === "darwin") return new DarwinNotifier(prefix, slots);
+  if (process.platform === "darwin") return new DarwinNotifier(prefix, slots, { maxStates });
   return new TableNotifier({ path: `${socketPath}.notify`, prefix, slots, maxStates });
 }
 

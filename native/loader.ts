@@ -57,7 +57,10 @@ export interface NativeNotifyWaiter {
 
 /** macOS: notify(3) as the broker uses it. */
 export interface NativeNotifyPoster {
-  post(name: string, state: bigint): void;
+  /** notify_set_state (when `state` is given), then notify_post; notify_post alone takes no registration. */
+  post(name: string, state?: bigint): void;
+  /** notify_set_state without posting. */
+  setState(name: string, state: bigint): void;
   state(name: string): bigint;
   forget(name: string): void;
   close(): void;
@@ -71,7 +74,11 @@ export interface NativeNotifyDispatchWatcher {
   close(): void;
 }
 
-/** An XPC object held by JS (an encoded message, an endpoint); released when collected. */
+/**
+ * An XPC object held by JS (an encoded message, an endpoint); released when
+ * collected. Each is tagged with its kind: one passed where the other is
+ * expected throws a TypeError.
+ */
 export type NativeXpcObject = { readonly __xpcObject: unique symbol };
 
 /**
@@ -106,12 +113,17 @@ export interface NativeXpcCodeSigning {
 export interface NativeXpcEvent {
   /**
    * Listener: peer (accepted; `identity`, and `codeSigning` when there is a
-   * requirement), message, fault (an unreadable message), gone, refused (XPC
+   * requirement; always before any other event of that peer), message (with
+   * `replyToken` when it carries a reply context), fault (an unreadable
+   * message; the peer's later messages are dropped), gone, refused (XPC
    * refused the peer's message: its code no longer satisfies the requirement,
-   * XPC_ERROR_PEER_CODE_SIGNING_REQUIREMENT), drain, invalid. Client: message,
-   * reply, fault, interrupted, invalid.
+   * XPC_ERROR_PEER_CODE_SIGNING_REQUIREMENT), flooded (the peer is over its
+   * bound of messages not yet taken by JS; its later messages are dropped),
+   * terminating (XPC_ERROR_TERMINATION_IMMINENT, delivered per peer: launchd
+   * is ending the job), invalid. Client: message, reply, fault, interrupted,
+   * invalid.
    */
-  kind: "peer" | "message" | "gone" | "refused" | "fault" | "drain" | "invalid" | "reply" | "interrupted";
+  kind: "peer" | "message" | "gone" | "refused" | "fault" | "flooded" | "terminating" | "invalid" | "reply" | "interrupted";
   peer?: number;
   replyToken?: number;
   message?: Record<string, unknown>;
@@ -120,12 +132,21 @@ export interface NativeXpcEvent {
   codeSigning?: NativeXpcCodeSigning;
 }
 
-/** macOS: an XPC listener, for a mach service or anonymous (service null). */
+/**
+ * macOS: an XPC listener, for a mach service or anonymous (service null).
+ * start() again does nothing; every method but close() throws once closed.
+ */
 export interface NativeXpcListener {
   start(): void;
   endpoint(): NativeXpcObject;
   send(peer: number, encoded: NativeXpcObject): boolean;
-  reply(peer: number, replyToken: number, encoded: NativeXpcObject): boolean;
+  /**
+   * Answers the message that carried `replyToken` through its reply context;
+   * with `null`, hands the context back unanswered. Every token must come
+   * back one way or the other (or with its peer's "gone"): each holds the
+   * peer's message until then. False when there is no such context.
+   */
+  reply(peer: number, replyToken: number, encoded: NativeXpcObject | null): boolean;
   cancel(peer: number): void;
   close(): void;
 }
@@ -179,7 +200,24 @@ function findPackageRoot(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), "..");
 }
 
-const BUILT_ADDON_PATH = join(findPackageRoot(), "native", "build", "Release", "xpcbus_native.node");
+const NATIVE_DIR = join(findPackageRoot(), "native");
+const BUILT_ADDON_PATH = join(NATIVE_DIR, "build", "Release", "xpcbus_native.node");
+
+// node-gyp-build (CommonJS) finds the addon the standard way: native/build/Release
+// first (a build from source: a checkout's, or an install where no prebuild
+// fitted), then native/prebuilds/<platform>-<arch>/ (what `npm pack` ships,
+// made by prebuildify). A build from source wins, so a checkout's tests load
+// the addon `npm install` or `npm run build` just compiled, never a prebuild.
+const nodeGypBuild = createRequire(import.meta.url)("node-gyp-build") as { path(dir: string): string };
+
+/** The addon node-gyp-build picks in native/, or native/build's path (missing) when none fits. */
+function foundAddonPath(): string {
+  try {
+    return nodeGypBuild.path(NATIVE_DIR);
+  } catch {
+    return BUILT_ADDON_PATH; // "No native build was found": reported below as not built
+  }
+}
 
 /**
  * Names another build of the addon to load instead of native/build's, e.g. the
@@ -189,10 +227,13 @@ const BUILT_ADDON_PATH = join(findPackageRoot(), "native", "build", "Release", "
  */
 export const NATIVE_ADDON_ENV = "XPCBUS_NATIVE_ADDON";
 
-/** The addon file loadNative() loads: $XPCBUS_NATIVE_ADDON when set, else native/build's. */
+/**
+ * The addon file loadNative() loads: $XPCBUS_NATIVE_ADDON when set, else
+ * native/build's, else the prebuild for this platform.
+ */
 export function nativeAddonPath(): string {
   const chosen = process.env[NATIVE_ADDON_ENV];
-  if (chosen === undefined || chosen === "") return BUILT_ADDON_PATH;
+  if (chosen === undefined || chosen === "") return foundAddonPath();
   if (!isAbsolute(chosen)) {
     throw new NativeError("native_unavailable", `$${NATIVE_ADDON_ENV} must be an absolute path to an xpcbus_native.node, not "${chosen}"`);
   }
@@ -204,7 +245,8 @@ let cached: NativeAddon | undefined;
 export function loadNative(): NativeAddon {
   if (cached !== undefined) return cached;
   const path = nativeAddonPath();
-  const chosen = path === BUILT_ADDON_PATH ? "" : ` (chosen by $${NATIVE_ADDON_ENV})`;
+  const env = process.env[NATIVE_ADDON_ENV];
+  const chosen = env === undefined || env === "" ? "" : ` (chosen by $${NATIVE_ADDON_ENV})`;
   if (!existsSync(path)) {
     throw new NativeError(
       "native_unavailable",

@@ -34,6 +34,7 @@ export const WIRE_ERROR_CODES = [
   "too_many_watches",
   "notify_table_full",
   "notify_unavailable",
+  "notify_failed",
   "code_signing_failed",
   "connection_denied",
   "permission_denied",

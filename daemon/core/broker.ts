@@ -50,6 +50,43 @@ export interface BrokerOptions {
 
 export type SlowConsumerPolicy = "drop" | "disconnect";
 
+/**
+ * The notifier as the handlers see it. What it does outside any op (the post
+ * after a publish, a leaving peer's unwatch) has nobody to answer: a failure
+ * there is logged, never thrown out of the core, and a failure that repeats
+ * is logged once until a post succeeds again. The notify ops catch their own
+ * failures and answer them (handlers/notify.ts).
+ */
+function shielded(notifier: Notifier, log: Logger): Notifier {
+  let failing = false;
+  return {
+    get info() {
+      return notifier.info;
+    },
+    subjectOf: (name) => notifier.subjectOf(name),
+    published(subject, seq) {
+      try {
+        notifier.published(subject, seq);
+        failing = false;
+      } catch (error) {
+        if (!failing) log.warn({ err: error, subject, seq }, "publish posted no notification; the message itself was delivered");
+        failing = true;
+      }
+    },
+    watch: (name, initial) => notifier.watch(name, initial),
+    unwatch(name) {
+      try {
+        notifier.unwatch(name);
+      } catch (error) {
+        log.warn({ err: error, notifyName: name }, "notifier failed to drop a watch");
+      }
+    },
+    post: (name, state) => notifier.post(name, state),
+    state: (name) => notifier.state(name),
+    close: () => notifier.close(),
+  };
+}
+
 export class Broker implements SessionHost {
   readonly limits: BrokerLimitOptions;
   readonly startedAt = new Date();
@@ -82,7 +119,7 @@ export class Broker implements SessionHost {
       retained: new RetainedStore(this.limits.maxRetainedEntries, this.limits.maxRetainedBytes),
       sequences: new Sequences(options.sequenceFloor ?? volatileSequenceFloor(), this.limits.maxTrackedSubjects),
       requests: this.#requests,
-      notifier: this.#notifier,
+      notifier: this.#notifier === undefined ? undefined : shielded(this.#notifier, this.#log),
       allowed: (session, right, subject, id) => this.#allowed(session, right, subject, id),
       deliver: (session, message) => this.#deliver(session, message),
     };
@@ -196,7 +233,7 @@ export class Broker implements SessionHost {
     if (this.#sessions.get(session.id) !== session) return;
     this.#sessions.delete(session.id);
     for (const entry of session.takeSubscriptions()) this.#index.remove(entry);
-    for (const name of session.takeWatches()) this.#notifier?.unwatch(name);
+    for (const name of session.takeWatches()) this.#context.notifier?.unwatch(name);
     this.#requests.dropPeer(session);
     session.log.debug("peer disconnected");
   }

@@ -2,19 +2,23 @@
 // service, or an anonymous one whose endpoint tests hand to clients in the
 // same process (TN3113). Each peer connection becomes a PeerLink; messages
 // arrive as maps (the value tree, converted natively) and leave as XPC
-// dictionaries encoded once per publish. Replies to `req` go back through
-// xpc_dictionary_create_reply, as XPC clients expect. The native listener
-// decides nothing: it reports each peer with its identity and what the
-// code-signing check found, and the refusal is made here (policy.ts,
-// codeSigningRefusal; docs/PROTOCOL.md §14).
+// dictionaries encoded once per publish. An op sent with a reply handler is
+// answered through xpc_dictionary_create_reply, as XPC clients expect
+// (xpc-reply-contexts.ts). The native listener decides nothing: it reports
+// each peer with its identity and what the code-signing check found, and the
+// refusal is made here (policy.ts, codeSigningRefusal; docs/PROTOCOL.md §14).
+// Events reach the broker in per-peer order whatever order they come in
+// (xpc-peer-events.ts).
 
 import type { Logger } from "pino";
-import type { BrokerMsg, ErrMsg } from "../../protocol/index.js";
+import type { BrokerMsg, ByeMsg, ErrMsg, WireErrorCode } from "../../protocol/index.js";
 import { XpcbusError } from "../../protocol/index.js";
 import { loadNative, type NativeAddon, type NativeXpcEvent, type NativeXpcListener, type NativeXpcObject } from "../../native/index.js";
 import type { Outbound, PeerIdentity, PeerInbound, PeerLink, WireEncoder } from "../core/peer-link.js";
-import { CODE_SIGNING_LOST, codeSigningRefusal, type CodeSigningRefusal } from "../core/policy.js";
+import { CODE_SIGNING_LOST, codeSigningRefusal } from "../core/policy.js";
 import type { BrokerAttachment, ServerTransport } from "./server-transport.js";
+import { XpcPeerEvents } from "./xpc-peer-events.js";
+import { XpcReplyContexts } from "./xpc-reply-contexts.js";
 
 /** The part of the addon this transport uses. */
 export type XpcNative = Pick<NativeAddon, "XpcListener" | "xpcEncode">;
@@ -25,7 +29,11 @@ export interface XpcServerOptions {
   /** A code-signing requirement every peer must satisfy (checked at connect; enforced by XPC on macOS 12+). */
   codeSigningRequirement?: string;
   logger: Logger;
-  /** Called when launchd says the job will be terminated (XPC_ERROR_TERMINATION_IMMINENT). */
+  /**
+   * Called once when launchd says the job will be terminated. XPC tells each
+   * peer connection (XPC_ERROR_TERMINATION_IMMINENT), never the listener; the
+   * first one calls this, and each such peer is told `bye` and closed.
+   */
   onDrain?: () => void;
   /**
    * The addon's XPC half; loadNative()'s by default. Tests give an object
@@ -33,6 +41,8 @@ export interface XpcServerOptions {
    */
   native?: XpcNative;
 }
+
+type PeerEvent = NativeXpcEvent & { peer: number };
 
 function xpcEncoder(native: XpcNative): WireEncoder<NativeXpcObject> {
   const { xpcEncode } = native;
@@ -45,39 +55,50 @@ class XpcPeerLink implements PeerLink {
   readonly identity: PeerIdentity;
   // XPC does not say how much it holds for a peer; see PROTOCOL.md, "XPC".
   readonly bytesSent = 0;
-  /** Reply contexts of `req` messages, by op id, until the broker answers them. */
-  readonly replyTokens = new Map<number, number>();
+  readonly replies: XpcReplyContexts;
   readonly #listener: NativeXpcListener;
   readonly #peer: number;
   readonly #encoder: WireEncoder<NativeXpcObject>;
   #closed = false;
+  #released = false;
 
   constructor(listener: NativeXpcListener, peer: number, identity: PeerIdentity, encoder: WireEncoder<NativeXpcObject>) {
     this.#listener = listener;
     this.#peer = peer;
     this.identity = identity;
     this.#encoder = encoder;
+    this.replies = new XpcReplyContexts((token) => {
+      if (!this.#released) this.#listener.reply(this.#peer, token, null);
+    });
   }
 
   send(message: Outbound): number {
     if (this.#closed) return 0;
     const encoded = message.encodedFor(this.#encoder);
-    const m = message.message;
-    const id = m.op === "ok" || m.op === "err" ? m.id : undefined;
-    const token = id === undefined ? undefined : this.replyTokens.get(id);
-    if (id !== undefined && token !== undefined) {
-      this.replyTokens.delete(id);
-      this.#listener.reply(this.#peer, token, encoded);
-    } else {
-      this.#listener.send(this.#peer, encoded);
-    }
+    const token = this.replies.take(message.message);
+    if (token === undefined || !this.#listener.reply(this.#peer, token, encoded)) this.#listener.send(this.#peer, encoded);
     return 0;
+  }
+
+  /** Sends `message` (an err or bye: never an answer), then closes. */
+  sendAndClose(message: ErrMsg | ByeMsg): void {
+    if (this.#closed) return;
+    this.#listener.send(this.#peer, this.#encoder.encode(message));
+    this.close();
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    // After what was sent to it (the listener cancels from a barrier).
     this.#listener.cancel(this.#peer);
+  }
+
+  /** The listener is closed: its methods throw from now on, and it has freed everything of this peer. */
+  release(): void {
+    this.#closed = true;
+    this.#released = true;
+    this.replies.clear();
   }
 }
 
@@ -87,7 +108,11 @@ export class XpcServerTransport implements ServerTransport {
   readonly #options: XpcServerOptions;
   readonly #peers = new Map<number, { link: XpcPeerLink; inbound: PeerInbound }>();
   #listener: NativeXpcListener | undefined;
+  #broker: BrokerAttachment | undefined;
+  #encoder: WireEncoder<NativeXpcObject> | undefined;
+  #events: XpcPeerEvents<NativeXpcEvent> | undefined;
   #accepting = false;
+  #terminating = false;
   #drainWaiters: Array<() => void> = [];
 
   constructor(options: XpcServerOptions) {
@@ -96,13 +121,20 @@ export class XpcServerTransport implements ServerTransport {
   }
 
   async start(broker: BrokerAttachment): Promise<void> {
+    if (this.#listener !== undefined) throw new XpcbusError("invalid_argument", "the XPC transport is already started");
     const native = this.#options.native ?? loadNative();
     const { XpcListener } = native;
     if (XpcListener === undefined) {
       throw new XpcbusError("transport_unavailable", "the XPC transport needs macOS; on Linux the broker listens on its Unix socket");
     }
-    const encoder = xpcEncoder(native);
-    const listener = new XpcListener(this.#options.service, (event) => this.#onEvent(event, broker, encoder), {
+    this.#encoder = xpcEncoder(native);
+    this.#broker = broker;
+    this.#events = new XpcPeerEvents<NativeXpcEvent>({
+      peer: (event) => this.#onPeer(event),
+      event: (event) => this.#onPeerEvent(event),
+      dropped: (peer, reason, events) => this.#onDropped(peer, reason, events),
+    });
+    const listener = new XpcListener(this.#options.service, (event) => this.#onEvent(event), {
       codeSigningRequirement: this.#options.codeSigningRequirement,
     });
     this.#listener = listener;
@@ -127,92 +159,145 @@ export class XpcServerTransport implements ServerTransport {
   }
 
   close(): void {
-    this.#listener?.close();
+    const listener = this.#listener;
     this.#listener = undefined;
+    this.#accepting = false;
+    if (listener === undefined) return;
+    // The listener cancels every peer (after what was sent to each) and
+    // reports nothing more: the broker is told they ended here.
+    listener.close();
+    const peers = [...this.#peers.values()];
+    this.#peers.clear();
+    for (const { link, inbound } of peers) {
+      link.release();
+      inbound.ended();
+    }
+    for (const resolve of this.#drainWaiters.splice(0)) resolve();
   }
 
-  #onEvent(event: NativeXpcEvent, broker: BrokerAttachment, encoder: WireEncoder<NativeXpcObject>): void {
-    const log = this.#options.logger;
-    const listener = this.#listener;
-    if (listener === undefined) return;
+  #onEvent(event: NativeXpcEvent): void {
+    if (this.#listener === undefined) return;
+    if (event.peer !== undefined) {
+      this.#events?.push(event as PeerEvent);
+      return;
+    }
+    if (event.kind === "invalid") {
+      this.#options.logger.error({ service: this.#options.service, reason: event.reason }, "XPC listener invalidated");
+    }
+  }
+
+  /** A new peer: attached, or refused (false). */
+  #onPeer(event: PeerEvent): boolean {
+    const listener = this.#listener!;
+    const peer = event.peer;
+    // Before anything else, so a refused peer is told why even while the broker stops accepting.
+    const refusal = codeSigningRefusal(this.#options.codeSigningRequirement, event.codeSigning);
+    if (refusal !== undefined) {
+      this.#options.logger.warn({ identity: event.identity, reason: refusal.reason }, "XPC peer refused");
+      this.#sendAndCancel(peer, { op: "err", code: refusal.code, reason: refusal.reason });
+      return false;
+    }
+    if (!this.#accepting) {
+      listener.cancel(peer);
+      return false;
+    }
+    const native = event.identity;
+    // Over XPC the path comes from the audit token (proc_pidpath_audittoken, macOS 11+), so it is
+    // the connecting process's: the addon says so in exeVerified.
+    const identity: PeerIdentity =
+      native === undefined
+        ? { pid: null, uid: null, gid: null, exe: null, exeVerified: false, method: "none" }
+        : {
+            pid: native.pid,
+            uid: native.uid,
+            gid: native.gid,
+            exe: native.exe,
+            exeVerified: native.exe !== null && native.exeVerified,
+            method: native.method,
+            teamId: native.teamId,
+            auditToken: native.auditToken,
+          };
+    const link = new XpcPeerLink(listener, peer, identity, this.#encoder!);
+    this.#peers.set(peer, { link, inbound: this.#broker!.attach(link) });
+    return true;
+  }
+
+  /** An event of an attached peer, in its order. */
+  #onPeerEvent(event: PeerEvent): void {
+    const peer = event.peer;
+    const entry = this.#peers.get(peer);
+    if (entry === undefined) {
+      // Closed with the listener while its events were being handed over: nothing is left to do.
+      return;
+    }
+    const { link, inbound } = entry;
     switch (event.kind) {
-      case "peer": {
-        const peer = event.peer as number;
-        // Before anything else, so a refused peer is told why even while the broker stops accepting.
-        const refusal = codeSigningRefusal(this.#options.codeSigningRequirement, event.codeSigning);
-        if (refusal !== undefined) {
-          this.#refuse(listener, encoder, peer, refusal, event.identity);
-          return;
-        }
-        if (!this.#accepting) {
-          listener.cancel(peer);
-          return;
-        }
-        const native = event.identity;
-        // Over XPC the path comes from the audit token (proc_pidpath_audittoken, macOS 11+; the
-        // deployment target is 13), so it is the connecting process's: the addon says so in exeVerified.
-        const identity: PeerIdentity =
-          native === undefined
-            ? { pid: null, uid: null, gid: null, exe: null, exeVerified: false, method: "none" }
-            : {
-                pid: native.pid,
-                uid: native.uid,
-                gid: native.gid,
-                exe: native.exe,
-                exeVerified: native.exe !== null && native.exeVerified,
-                method: native.method,
-                teamId: native.teamId,
-                auditToken: native.auditToken,
-              };
-        const link = new XpcPeerLink(listener, peer, identity, encoder);
-        this.#peers.set(peer, { link, inbound: broker.attach(link) });
-        return;
-      }
       case "message": {
-        const entry = this.#peers.get(event.peer as number);
-        const map = event.message;
-        if (entry === undefined || map === undefined) return;
-        if (event.replyToken !== undefined && typeof map["id"] === "number") entry.link.replyTokens.set(map["id"], event.replyToken);
-        entry.inbound.message(map, 0);
+        if (event.message === undefined) {
+          if (event.replyToken !== undefined) link.replies.begin({}, event.replyToken);
+          link.replies.end();
+          return;
+        }
+        link.replies.begin(event.message, event.replyToken);
+        try {
+          inbound.message(event.message, 0);
+        } finally {
+          link.replies.end();
+        }
         return;
       }
       case "fault":
-        this.#peers.get(event.peer as number)?.inbound.fault("bad_frame", event.reason ?? "an unreadable XPC message");
+        inbound.fault("bad_frame", event.reason ?? "an unreadable XPC message");
         return;
-      case "gone": {
-        const entry = this.#peers.get(event.peer as number);
-        if (entry === undefined) return;
-        this.#peers.delete(event.peer as number);
-        entry.inbound.ended();
-        if (this.#peers.size === 0) for (const resolve of this.#drainWaiters.splice(0)) resolve();
-        return;
-      }
-      case "refused": {
+      case "refused":
         // XPC refused a message of this peer: its code no longer satisfies the requirement.
-        const peer = event.peer as number;
-        this.#refuse(listener, encoder, peer, CODE_SIGNING_LOST, this.#peers.get(peer)?.link.identity);
+        this.#options.logger.warn({ identity: link.identity, reason: CODE_SIGNING_LOST.reason }, "XPC peer refused");
+        link.sendAndClose({ op: "err", code: CODE_SIGNING_LOST.code, reason: CODE_SIGNING_LOST.reason });
         return;
-      }
-      case "drain":
-        log.info("launchd says termination is imminent: draining");
-        this.#options.onDrain?.();
+      case "flooded":
+        this.#closeWith(link, "slow_consumer", event.reason ?? "the peer sent faster than the broker reads");
         return;
-      case "invalid":
-        log.error({ service: this.#options.service, reason: event.reason }, "XPC listener invalidated");
+      case "terminating":
+        this.#onTerminating(link);
+        return;
+      case "gone":
+        this.#peers.delete(peer);
+        link.release();
+        inbound.ended();
+        if (this.#peers.size === 0) for (const resolve of this.#drainWaiters.splice(0)) resolve();
         return;
       default:
         return;
     }
   }
 
-  /** Tells the peer why with an `err` (no id), then closes it: the one refusal by code signature. */
-  #refuse(listener: NativeXpcListener, encoder: WireEncoder<NativeXpcObject>, peer: number, refusal: CodeSigningRefusal, identity: unknown): void {
-    this.#options.logger.warn({ identity, reason: refusal.reason }, "XPC peer refused");
-    const err: ErrMsg = { op: "err", code: refusal.code, reason: refusal.reason };
-    listener.send(peer, encoder.encode(err));
-    // Cancelled after what was sent to it, so it reads the err rather than only seeing INTERRUPTED.
-    const entry = this.#peers.get(peer);
-    if (entry !== undefined) entry.link.close();
-    else listener.cancel(peer);
+  /** Events of a peer never announced, dropped (the listener broke its order): it is cancelled. */
+  #onDropped(peer: number, reason: string, events: readonly NativeXpcEvent[]): void {
+    this.#options.logger.error({ peer, reason }, "XPC peer dropped before it was announced");
+    const listener = this.#listener!;
+    for (const event of events) if (event.replyToken !== undefined) listener.reply(peer, event.replyToken, null);
+    listener.cancel(peer);
+  }
+
+  /** launchd will end the job; XPC says so to each peer, which will send nothing more. */
+  #onTerminating(link: XpcPeerLink): void {
+    if (!this.#terminating) {
+      this.#terminating = true;
+      this.#options.logger.info("launchd says termination is imminent: draining");
+      this.#options.onDrain?.();
+    }
+    link.sendAndClose({ op: "bye", code: "shutdown", reason: "launchd is terminating the broker" });
+  }
+
+  #closeWith(link: XpcPeerLink, code: WireErrorCode, reason: string): void {
+    this.#options.logger.warn({ identity: link.identity, code, reason }, "closing XPC peer");
+    link.sendAndClose({ op: "err", code, reason });
+  }
+
+  /** For a peer the broker never saw: the err, then a cancel after it (so the peer reads it, not only INTERRUPTED). */
+  #sendAndCancel(peer: number, err: ErrMsg): void {
+    const listener = this.#listener!;
+    listener.send(peer, this.#encoder!.encode(err));
+    listener.cancel(peer);
   }
 }

@@ -1,10 +1,12 @@
 /*
  * xpc-client: talk to an xpcbus broker over XPC with nothing but the C API
  * and docs/PROTOCOL.md, section 14. Says hello, subscribes to a subject,
- * publishes one message to it, and prints what arrives.
+ * publishes one message to it, sends a ping with a reply handler, and prints
+ * what arrives: the welcome, the ok to sub and pub, the message itself (in
+ * the event handler), the pong (in the reply handler).
  *
  *   clang -fblocks -o xpc-client xpc-client.c
- *   ./xpc-client io.xpcbus.broker 'demo.>'
+ *   ./xpc-client io.xpcbus.broker demo.hello
  *
  * Type-checked on Linux by `npm run check:apple` (apple-check).
  */
@@ -39,7 +41,7 @@ static void print_message(xpc_object_t message) {
 
 int main(int argc, char **argv) {
   if (argc != 3) {
-    fprintf(stderr, "usage: %s SERVICE SUBJECT\n", argv[0]);
+    fprintf(stderr, "usage: %s SERVICE SUBJECT (a subject without wildcards: it is also published to)\n", argv[0]);
     return 2;
   }
   dispatch_queue_t queue = dispatch_queue_create("xpc-client", DISPATCH_QUEUE_SERIAL);
@@ -56,7 +58,7 @@ int main(int argc, char **argv) {
       exit(1);
     }
   });
-  xpc_connection_resume(broker);
+  xpc_connection_activate(broker);
 
   xpc_object_t hello = op_new("hello", 0);
   xpc_dictionary_set_uint64(hello, "v", 1);
@@ -70,10 +72,25 @@ int main(int argc, char **argv) {
   xpc_connection_send_message(broker, sub);
   xpc_release(sub);
 
-  /* A request gets its answer in the reply handler (PROTOCOL.md, section 14). */
-  xpc_object_t ping = op_new("ping", 2);
+  /* Processed after the sub (one connection's ops are taken in order), so it comes back to us. */
+  static const char payload[] = "hello from xpc-client.c";
+  xpc_object_t pub = op_new("pub", 2);
+  xpc_dictionary_set_string(pub, "subject", argv[2]);
+  xpc_dictionary_set_data(pub, "p", payload, sizeof payload - 1);
+  xpc_connection_send_message(broker, pub);
+  xpc_release(pub);
+
+  /*
+   * An op sent with a reply handler and an id gets its answer there (pong for
+   * ping; ok or err for req and the others): PROTOCOL.md, section 14. The pong
+   * also says every op sent before it has been processed.
+   */
+  xpc_object_t ping = op_new("ping", 3);
   xpc_connection_send_message_with_reply(broker, ping, queue, ^(xpc_object_t reply) {
-    if (xpc_get_type(reply) == XPC_TYPE_DICTIONARY) print_message(reply);
+    if (xpc_get_type(reply) == XPC_TYPE_DICTIONARY) {
+      printf("(reply handler) ");
+      print_message(reply);
+    }
   });
   xpc_release(ping);
 

@@ -1,10 +1,12 @@
 // The notify ops: `watch`, `unwatch`, `post`, `state`. The notifier does the
 // work and knows its names (Notifier.subjectOf); here are the checks: the
 // right to watch a subject's name, the watch bound, reserved names, and
-// each peer's watches counted once.
+// each peer's watches counted once. Whatever a notifier call throws ends as
+// that op's `err`, never as an exception out of the core: one peer's name
+// must not stop the broker for everyone (PROTOCOL.md §10, `notify_failed`).
 
 import type { PostOp, StateOp, UnwatchOp, WatchOp } from "../../../protocol/index.js";
-import { postingProblem } from "../../../protocol/index.js";
+import { isWireErrorCode, postingProblem, XpcbusError } from "../../../protocol/index.js";
 import type { Notifier } from "../notifier.js";
 import type { Session } from "../session.js";
 import type { BrokerContext } from "./context.js";
@@ -12,6 +14,31 @@ import type { BrokerContext } from "./context.js";
 function notifierFor(ctx: BrokerContext, session: Session, id: number | undefined): Notifier | undefined {
   if (ctx.notifier === undefined) session.error("notify_unavailable", "this broker posts no notifications", id);
   return ctx.notifier;
+}
+
+const FAILED = Symbol("notifier failed");
+
+/**
+ * Runs one notifier call for `op`. A throw becomes the op's `err`: an
+ * XpcbusError with a wire code is a refusal the notifier decided (e.g.
+ * `reserved_name`: a name notifyd would refuse this broker) and keeps its
+ * code; anything else is the system refusing (notifyd said no, is gone, a
+ * table write failed) and is `notify_failed` with what it said.
+ */
+function attempt<T>(session: Session, op: WatchOp | PostOp | StateOp, call: () => T): T | typeof FAILED {
+  try {
+    return call();
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (error instanceof XpcbusError && isWireErrorCode(error.code)) {
+      session.log.info({ notifyName: op.name, op: op.op, code: error.code, reason: message }, "notify op refused");
+      session.error(error.code, message, op.id);
+    } else {
+      session.log.warn({ notifyName: op.name, op: op.op, err: error }, "notifier failed");
+      session.error("notify_failed", `${op.op} of "${op.name}" failed: ${message}`, op.id);
+    }
+    return FAILED;
+  }
 }
 
 /** The state a name starts from: a subject's name, the subject's current sequence number; any other, 0. */
@@ -31,7 +58,8 @@ export function watch(ctx: BrokerContext, session: Session, op: WatchOp): void {
     session.error("too_many_watches", `a peer may watch at most ${ctx.limits.maxWatchesPerPeer} names`, op.id);
     return;
   }
-  const registered = notifier.watch(op.name, initialState(ctx, notifier, op.name));
+  const registered = attempt(session, op, () => notifier.watch(op.name, initialState(ctx, notifier, op.name)));
+  if (registered === FAILED) return;
   if ("code" in registered) {
     session.error(registered.code, registered.reason, op.id);
     return;
@@ -64,14 +92,15 @@ export function post(ctx: BrokerContext, session: Session, op: PostOp): void {
     session.error("reserved_name", problem, op.id);
     return;
   }
-  notifier.post(op.name, op.state);
+  if (attempt(session, op, () => notifier.post(op.name, op.state)) === FAILED) return;
   if (op.id !== undefined) session.send({ op: "ok", id: op.id });
 }
 
 export function state(ctx: BrokerContext, session: Session, op: StateOp): void {
   const notifier = notifierFor(ctx, session, op.id);
   if (notifier === undefined) return;
-  const known = notifier.state(op.name);
+  const known = attempt(session, op, () => notifier.state(op.name));
+  if (known === FAILED) return;
   const derived = initialState(ctx, notifier, op.name);
   session.send({ op: "ok", id: op.id, name: op.name, state: known !== undefined && known > derived ? known : derived });
 }

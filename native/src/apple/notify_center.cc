@@ -1,15 +1,23 @@
 // macOS notify center: Apple's notify(3), mechanically. Names, reserved
-// prefixes and token bookkeeping are decided in TypeScript.
+// prefixes, the uid rule, and which names hold a registration are decided in
+// TypeScript (daemon/notify/darwin-notifier.ts).
 //
-// NotifyPoster (broker): post(name, state) = notify_set_state on a token the
-// poster holds for the name, then notify_post. DarwinNotify: register_check /
-// check / get_state / cancel for light clients (notify_check is served from
-// notifyd's shared memory: no IPC when nothing changed). NotifyDispatchWatcher:
-// notify_register_dispatch on a private serial queue; the handler records the
-// token and signals the JS thread through a ThreadSafeFunction, at most one
-// call pending, so bursts coalesce. The XPC/dispatch queue never waits on JS.
+// NotifyPoster (broker): post(name, state?) = notify_set_state on the
+// poster's registration for the name, then notify_post; without a state,
+// notify_post alone, which needs no registration. The registrations are
+// notify_register_dispatch ones with an empty handler, suspended at once:
+// unlike notify_register_check's they take no slot of notifyd's shared
+// memory (pagesize/4 slots for the whole Mac, reused once all are taken,
+// which shows other processes' notify_check false changes). DarwinNotify:
+// register_check / check / get_state / cancel for light clients (notify_check
+// is served from that shared memory: no IPC when nothing changed).
+// NotifyDispatchWatcher: notify_register_dispatch on a private serial queue;
+// the handler records the token and signals the JS thread through a CallSink
+// (call_sink.h), at most one call pending, so bursts coalesce. The dispatch
+// queue never waits on JS.
 #include "apple/notify_center.h"
 
+#include "call_sink.h"
 #include "napi_args.h"
 #include "platform.h"
 
@@ -112,45 +120,74 @@ class NotifyPoster : public Napi::ObjectWrap<NotifyPoster> {
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "NotifyPoster",
                        {InstanceMethod<&NotifyPoster::Post>("post"),
+                        InstanceMethod<&NotifyPoster::SetState>("setState"),
                         InstanceMethod<&NotifyPoster::State>("state"),
                         InstanceMethod<&NotifyPoster::Forget>("forget"),
                         InstanceMethod<&NotifyPoster::Close>("close")});
   }
 
-  explicit NotifyPoster(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NotifyPoster>(info) {}
-  ~NotifyPoster() override { CancelAll(); }
+  explicit NotifyPoster(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NotifyPoster>(info) {
+    // The registrations' handlers run here; they are empty and suspended, so
+    // this queue sees at most a post that lands before notify_suspend.
+    queue_ = dispatch_queue_create("io.xpcbus.notify.poster", DISPATCH_QUEUE_SERIAL);
+  }
+  ~NotifyPoster() override { Shutdown(); }
 
  private:
-  // The token through which this poster sets `name`'s state; registered once.
+  bool Open(Napi::Env env) {
+    if (queue_ != nullptr) return true;
+    Napi::Error::New(env, "the notify poster is closed").ThrowAsJavaScriptException();
+    return false;
+  }
+
+  // The registration through which this poster sets and reads `name`'s state.
   bool TokenFor(Napi::Env env, const std::string& name, int* token) {
     auto found = tokens_.find(name);
     if (found != tokens_.end()) {
       *token = found->second;
       return true;
     }
-    uint32_t status = notify_register_check(name.c_str(), token);
+    uint32_t status = notify_register_dispatch(name.c_str(), token, queue_, ^(int) {
+    });
     if (status != NOTIFY_STATUS_OK) {
-      StatusError(env, "notify_register_check(" + name + ")", status).ThrowAsJavaScriptException();
+      StatusError(env, "notify_register_dispatch(" + name + ")", status).ThrowAsJavaScriptException();
       return false;
     }
+    // Not checked: a registration left running only wakes the empty handler.
+    notify_suspend(*token);
     tokens_.emplace(name, *token);
     return true;
   }
 
-  // post(name, state): sets the name's 64-bit state, then posts it.
+  // post(name, state?): sets the name's 64-bit state if given, then posts it.
   Napi::Value Post(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string name;
+    if (!Open(env) || !ReadName(info, 0, &name)) return env.Undefined();
+    if (info.Length() > 1 && !info[1].IsUndefined()) {
+      uint64_t state;
+      int token;
+      if (!ReadState(info, 1, &state) || !TokenFor(env, name, &token)) return env.Undefined();
+      uint32_t status = notify_set_state(token, state);
+      if (status != NOTIFY_STATUS_OK) {
+        StatusError(env, "notify_set_state(" + name + ")", status).ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+    }
+    uint32_t status = notify_post(name.c_str());
+    if (status != NOTIFY_STATUS_OK) StatusError(env, "notify_post(" + name + ")", status).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+
+  // setState(name, state): sets the state without posting.
+  Napi::Value SetState(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     std::string name;
     uint64_t state;
     int token;
-    if (closed_) {
-      Napi::Error::New(env, "the notify poster is closed").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    if (!ReadName(info, 0, &name) || !ReadState(info, 1, &state) || !TokenFor(env, name, &token)) return env.Undefined();
+    if (!Open(env) || !ReadName(info, 0, &name) || !ReadState(info, 1, &state) || !TokenFor(env, name, &token)) return env.Undefined();
     uint32_t status = notify_set_state(token, state);
-    if (status == NOTIFY_STATUS_OK) status = notify_post(name.c_str());
-    if (status != NOTIFY_STATUS_OK) StatusError(env, "posting " + name, status).ThrowAsJavaScriptException();
+    if (status != NOTIFY_STATUS_OK) StatusError(env, "notify_set_state(" + name + ")", status).ThrowAsJavaScriptException();
     return env.Undefined();
   }
 
@@ -158,7 +195,7 @@ class NotifyPoster : public Napi::ObjectWrap<NotifyPoster> {
     Napi::Env env = info.Env();
     std::string name;
     int token;
-    if (!ReadName(info, 0, &name) || !TokenFor(env, name, &token)) return env.Undefined();
+    if (!Open(env) || !ReadName(info, 0, &name) || !TokenFor(env, name, &token)) return env.Undefined();
     uint64_t state = 0;
     uint32_t status = notify_get_state(token, &state);
     if (status != NOTIFY_STATUS_OK) {
@@ -168,7 +205,7 @@ class NotifyPoster : public Napi::ObjectWrap<NotifyPoster> {
     return Napi::BigInt::New(env, state);
   }
 
-  // forget(name): releases the poster's token (the TS side bounds how many it keeps).
+  // forget(name): cancels the poster's registration (the TS side bounds how many it keeps).
   Napi::Value Forget(const Napi::CallbackInfo& info) {
     std::string name;
     if (!ReadName(info, 0, &name)) return info.Env().Undefined();
@@ -180,19 +217,24 @@ class NotifyPoster : public Napi::ObjectWrap<NotifyPoster> {
     return info.Env().Undefined();
   }
 
-  void CancelAll() {
+  // Idempotent: from close() or the finalizer.
+  void Shutdown() {
     for (auto& entry : tokens_) notify_cancel(entry.second);
     tokens_.clear();
+    if (queue_ != nullptr) {
+      // notify(3) keeps the queue retained while a handler may still be queued.
+      dispatch_release(queue_);
+      queue_ = nullptr;
+    }
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    CancelAll();
-    closed_ = true;
+    Shutdown();
     return info.Env().Undefined();
   }
 
   std::unordered_map<std::string, int> tokens_;
-  bool closed_ = false;
+  dispatch_queue_t queue_ = nullptr;
 };
 
 // ---------------------------------------------------------------------------
@@ -217,15 +259,21 @@ class NotifyDispatchWatcher : public Napi::ObjectWrap<NotifyDispatchWatcher> {
     }
     shared_ = std::make_shared<Shared>();
     shared_->queue = dispatch_queue_create("io.xpcbus.notify", DISPATCH_QUEUE_SERIAL);
-    shared_->tsfn = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "xpcbus.notify.wake", 0, 1);
-    shared_->tsfn.Unref(env);
+    // An idle watcher must not keep the process alive on its own.
+    shared_->sink = CallSink::New(env, info[0].As<Napi::Function>(), "xpcbus.notify.wake", false);
+    // Registered after the function, so it runs before Node's own teardown of
+    // it (cleanup hooks run last-in first-out): a Worker that ends, or the
+    // process exiting, cancels the registrations and drains the queue while
+    // the function is still valid, and only then ends the sink.
+    env_ = env;
+    if (napi_add_env_cleanup_hook(env, &NotifyDispatchWatcher::EnvCleanup, this) == napi_ok) hooked_ = true;
   }
 
   ~NotifyDispatchWatcher() override { Shutdown(); }
 
  private:
   struct Shared : std::enable_shared_from_this<Shared> {
-    Napi::ThreadSafeFunction tsfn;
+    std::shared_ptr<CallSink> sink;
     dispatch_queue_t queue = nullptr;
     std::mutex mutex;
     std::set<int> changed;
@@ -239,14 +287,24 @@ class NotifyDispatchWatcher : public Napi::ObjectWrap<NotifyDispatchWatcher> {
         std::lock_guard<std::mutex> lock(mutex);
         changed.insert(token);
       }
-      if (pending.exchange(true)) return;
-      std::shared_ptr<Shared> self = shared_from_this();
-      tsfn.NonBlockingCall([self](Napi::Env env, Napi::Function onWake) {
-        self->pending.store(false);
-        CallOnWake(env, onWake);
+      if (pending.exchange(true)) return;  // a call is already queued: it will see this token too
+      std::weak_ptr<Shared> self = weak_from_this();
+      // False once the sink has ended (closed, or the environment is going): nobody is left to tell.
+      bool queued = sink->Queue([self](Napi::Env env, Napi::Function on_wake) {
+        std::shared_ptr<Shared> shared = self.lock();
+        if (shared == nullptr) return;
+        shared->pending.store(false);
+        if (!on_wake.IsEmpty()) CallOnWake(env, on_wake);
       });
+      if (!queued) pending.store(false);
     }
   };
+
+  static void EnvCleanup(void* arg) {
+    auto* self = static_cast<NotifyDispatchWatcher*>(arg);
+    self->hooked_ = false;  // Node drops a hook once it has run
+    self->Shutdown();
+  }
 
   bool Open(Napi::Env env) {
     if (shared_) return true;
@@ -293,18 +351,25 @@ class NotifyDispatchWatcher : public Napi::ObjectWrap<NotifyDispatchWatcher> {
     return out;
   }
 
+  // Idempotent: from close(), the finalizer, or the environment's teardown.
   void Shutdown() {
-    if (!shared_) return;
-    shared_->closed.store(true);
-    for (int token : tokens_) notify_cancel(token);
-    tokens_.clear();
-    // Handlers already queued finish before this returns; none runs afterwards.
-    dispatch_sync(shared_->queue, ^{
-    });
-    dispatch_release(shared_->queue);
-    shared_->queue = nullptr;
-    shared_->tsfn.Release();
-    shared_.reset();
+    if (shared_) {
+      shared_->closed.store(true);
+      for (int token : tokens_) notify_cancel(token);
+      tokens_.clear();
+      // Handlers already queued finish before this returns; none runs
+      // afterwards. They only queue on the sink, which never blocks.
+      dispatch_sync(shared_->queue, ^{
+      });
+      dispatch_release(shared_->queue);
+      shared_->queue = nullptr;
+      shared_->sink->End();
+      shared_.reset();
+    }
+    if (hooked_) {
+      napi_remove_env_cleanup_hook(env_, &NotifyDispatchWatcher::EnvCleanup, this);
+      hooked_ = false;
+    }
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
@@ -314,6 +379,8 @@ class NotifyDispatchWatcher : public Napi::ObjectWrap<NotifyDispatchWatcher> {
 
   std::shared_ptr<Shared> shared_;
   std::set<int> tokens_;
+  napi_env env_ = nullptr;
+  bool hooked_ = false;
 };
 
 void InitNotifyCenter(Napi::Env env, Napi::Object exports) {

@@ -1,12 +1,14 @@
 // The XPC transport's client connection, mechanically: to a mach service, or
 // to an anonymous listener's endpoint. Messages, replies and the
 // connection's errors go to JS as events; what they mean is decided in
-// client-sdk/xpc-client-transport.ts.
+// client-sdk/xpc-client-transport.ts. The handlers hold the CallSink by
+// shared_ptr, so one that runs after cancel() finds it ended and does nothing.
 #include "apple/xpc_client.h"
 
 #include <string>
 
 #include "apple/xpc_shared.h"
+#include "call_sink.h"
 
 namespace xpcbus {
 
@@ -23,23 +25,30 @@ XpcClient::XpcClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<XpcClien
     Napi::TypeError::New(env, "new XpcClient(service | endpoint, onEvent, options?)").ThrowAsJavaScriptException();
     return;
   }
+  xpc_object_t endpoint = nullptr;
+  if (!info[0].IsString() &&
+      !UnwrapXpc(env, info[0], XpcKind::Endpoint, "new XpcClient(endpoint, ...): endpoint must come from an XpcListener's endpoint()",
+                 &endpoint)) {
+    return;
+  }
   bool privileged = false;
   if (info.Length() > 2 && info[2].IsObject()) {
     Napi::Value v = info[2].As<Napi::Object>().Get("privileged");
+    if (env.IsExceptionPending()) return;  // a getter threw: let it propagate
     privileged = v.IsBoolean() && v.As<Napi::Boolean>().Value();
   }
-  sink_ = NewSink(env, info[1].As<Napi::Function>(), "xpcbus.xpc.client");
+  // Keeps the process alive while connected, as an open socket does.
+  sink_ = CallSink::New(env, info[1].As<Napi::Function>(), "xpcbus.xpc.client", true);
   queue_ = dispatch_queue_create("io.xpcbus.xpc.client", DISPATCH_QUEUE_SERIAL);
-  if (info[0].IsString()) {
+  if (endpoint == nullptr) {
     std::string service = info[0].As<Napi::String>().Utf8Value();
     // PRIVILEGED only for a system daemon: it makes launchd look the name up in the system domain.
     connection_ = xpc_connection_create_mach_service(service.c_str(), queue_, privileged ? XPC_CONNECTION_MACH_SERVICE_PRIVILEGED : 0);
   } else {
-    xpc_endpoint_t endpoint = static_cast<xpc_endpoint_t>(info[0].As<Napi::External<void>>().Data());
-    connection_ = xpc_connection_create_from_endpoint(endpoint);
+    connection_ = xpc_connection_create_from_endpoint(static_cast<xpc_endpoint_t>(endpoint));
     xpc_connection_set_target_queue(connection_, queue_);
   }
-  std::shared_ptr<EventSink> sink = sink_;
+  std::shared_ptr<CallSink> sink = sink_;
   xpc_connection_set_event_handler(connection_, ^(xpc_object_t event) {
     std::shared_ptr<Event> e;
     if (xpc_get_type(event) == XPC_TYPE_DICTIONARY) {
@@ -61,12 +70,24 @@ XpcClient::XpcClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<XpcClien
     } else {
       return;
     }
-    sink->Emit(e);
+    EmitEvent(*sink, e);
   });
-  xpc_connection_resume(connection_);
+  // Activated exactly once, here: the connection is never inactive when
+  // released (xpc/connection.h makes that undefined).
+  xpc_connection_activate(connection_);
+  // After the sink, so it runs before Node tears the function down (hooks
+  // run last-in first-out); as the Linux notify waiter does.
+  env_ = env;
+  if (napi_add_env_cleanup_hook(env, &XpcClient::EnvCleanup, this) == napi_ok) hooked_ = true;
 }
 
 XpcClient::~XpcClient() { Shutdown(); }
+
+void XpcClient::EnvCleanup(void* arg) {
+  auto* self = static_cast<XpcClient*>(arg);
+  self->hooked_ = false;  // Node drops a hook once it has run
+  self->Shutdown();
+}
 
 bool XpcClient::Encoded(const Napi::CallbackInfo& info, xpc_object_t* out) {
   if (connection_ == nullptr) {
@@ -88,24 +109,31 @@ Napi::Value XpcClient::Send(const Napi::CallbackInfo& info) {
 Napi::Value XpcClient::SendWithReply(const Napi::CallbackInfo& info) {
   xpc_object_t message;
   if (!Encoded(info, &message)) return info.Env().Undefined();
-  std::shared_ptr<EventSink> sink = sink_;
+  std::shared_ptr<CallSink> sink = sink_;
   xpc_connection_send_message_with_reply(connection_, message, queue_, ^(xpc_object_t reply) {
     if (xpc_get_type(reply) != XPC_TYPE_DICTIONARY) return;  // errors reach the event handler too
     std::string error;
     std::shared_ptr<Event> e = MessageEvent("reply", 0, reply, &error);
-    if (e) sink->Emit(e);
+    if (e) EmitEvent(*sink, e);
   });
   xpc_release(message);
   return info.Env().Undefined();
 }
 
+// Idempotent: from cancel(), the finalizer, or the environment's teardown.
 void XpcClient::Shutdown() {
+  if (hooked_) {
+    napi_remove_env_cleanup_hook(env_, &XpcClient::EnvCleanup, this);
+    hooked_ = false;
+  }
   if (connection_ == nullptr) return;
-  sink_->Close();
+  sink_->End();
+  sink_.reset();
   xpc_connection_cancel(connection_);
   xpc_release(connection_);
   connection_ = nullptr;
   dispatch_release(queue_);
+  queue_ = nullptr;
 }
 
 Napi::Value XpcClient::Cancel(const Napi::CallbackInfo& info) {

@@ -9,26 +9,33 @@
 
 namespace xpcbus {
 
-struct EventSink;  // apple/xpc_shared.h
+class CallSink;  // call_sink.h
 
 class XpcClient : public Napi::ObjectWrap<XpcClient> {
  public:
   static Napi::Function Init(Napi::Env env);
 
-  // new XpcClient(service | endpoint, onEvent, { privileged? }): connects and resumes.
+  // new XpcClient(service | endpoint, onEvent, { privileged? }): connects
+  // and activates; cancel() (or the finalizer, or the environment's
+  // teardown) ends it for good.
   explicit XpcClient(const Napi::CallbackInfo& info);
   ~XpcClient() override;
 
  private:
+  static void EnvCleanup(void* arg);
   bool Encoded(const Napi::CallbackInfo& info, xpc_object_t* out);
   Napi::Value Send(const Napi::CallbackInfo& info);
   Napi::Value SendWithReply(const Napi::CallbackInfo& info);
   void Shutdown();
   Napi::Value Cancel(const Napi::CallbackInfo& info);
 
-  std::shared_ptr<EventSink> sink_;
+  // Set while the connection is open (created and activated in the
+  // constructor); all null once cancelled.
+  std::shared_ptr<CallSink> sink_;
   dispatch_queue_t queue_ = nullptr;
   xpc_connection_t connection_ = nullptr;
+  napi_env env_ = nullptr;
+  bool hooked_ = false;  // the environment cleanup hook is registered
 };
 
 }  // namespace xpcbus

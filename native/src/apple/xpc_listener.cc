@@ -4,12 +4,20 @@
 // listener has a code-signing requirement, what checking the peer's code
 // against it found; TypeScript decides whether to refuse it
 // (daemon/transports/xpc-server.ts, daemon/core/policy.ts).
+//
+// Lifetime: every block XPC holds captures the State by shared_ptr, so an
+// event that arrives after close() (a cancelled peer's final INVALID, a peer
+// accepted while closing) finds it alive and, seeing it closed, does nothing.
+// Order: a peer's "peer" event is queued before the peer is activated, so no
+// message or "gone" of it can reach JS first (the TS side copes with any
+// order all the same, daemon/transports/xpc-peer-events.ts).
 #include "apple/xpc_listener.h"
 
 #include <bsm/libbsm.h>
 #include <dispatch/dispatch.h>
 #include <xpc/xpc.h>
 
+#include <cstddef>
 #include <map>
 #include <mutex>
 #include <string>
@@ -18,6 +26,7 @@
 #include "apple/audit_token.h"
 #include "apple/code_signing.h"
 #include "apple/xpc_shared.h"
+#include "call_sink.h"
 #include "napi_args.h"
 
 // Private SPI, stable since macOS 10.7 and used by Apple's own daemons: the
@@ -27,30 +36,64 @@ extern "C" void xpc_connection_get_audit_token(xpc_connection_t connection, audi
 
 namespace xpcbus {
 
-struct XpcListener::State {
-  std::shared_ptr<EventSink> sink;
+namespace {
+
+// XPC delivers a peer's messages as fast as it sends them and cannot be told
+// to wait, so what the JS thread has not yet taken is bounded per peer
+// (docs/PROTOCOL.md §14). A publisher that does not wait for answers may run
+// this far ahead of a busy broker: 16384 small messages are a few MiB.
+constexpr size_t kMaxQueuedMessagesPerPeer = 16384;
+// At least two messages at the conversion bounds (16 MiB of strings and data
+// plus their nodes, value_tree.h) fit; a message that arrives with nothing
+// queued is always taken, whatever it costs.
+constexpr size_t kMaxQueuedBytesPerPeer = 64u * 1024 * 1024;
+
+}  // namespace
+
+struct XpcListener::State : std::enable_shared_from_this<State> {
+  enum class Phase { kIdle, kStarted, kClosed };
+
+  struct Peer {
+    xpc_connection_t connection = nullptr;  // retained
+    size_t queued = 0;                      // message events queued for JS, not yet delivered
+    size_t queued_bytes = 0;                // their TreeCost()
+    // Over its bound, or it sent an unreadable message: JS is closing it, and
+    // its messages are dropped unread until it is gone.
+    bool dropping = false;
+  };
+  struct Reply {
+    uint32_t peer;
+    xpc_object_t reply;  // retained, from xpc_dictionary_create_reply
+  };
+
+  std::shared_ptr<CallSink> sink;
+  std::string requirement;
+  // Created and released on the JS thread only.
   dispatch_queue_t queue = nullptr;
   xpc_connection_t listener = nullptr;
-  std::string requirement;
-  std::mutex mutex;
-  std::map<uint32_t, xpc_connection_t> peers;                         // retained
-  std::map<uint32_t, std::pair<uint32_t, xpc_object_t>> replies;      // token -> (peer, reply dict)
+
+  std::mutex mutex;  // guards what follows; never held while JS runs
+  Phase phase = Phase::kIdle;
+  std::map<uint32_t, Peer> peers;
+  std::map<uint32_t, Reply> replies;  // by token
   uint32_t next_peer = 1;
   uint32_t next_token = 1;
 
   void OnListenerEvent(xpc_object_t event) {
     if (xpc_get_type(event) == XPC_TYPE_CONNECTION) {
       Accept(static_cast<xpc_connection_t>(event));
-    } else if (event == XPC_ERROR_TERMINATION_IMMINENT) {
-      auto e = std::make_shared<Event>();
-      e->kind = "drain";
-      sink->Emit(e);
     } else if (event == XPC_ERROR_CONNECTION_INVALID) {
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (phase == Phase::kClosed) return;  // our own cancel
+      }
       auto e = std::make_shared<Event>();
       e->kind = "invalid";
       e->reason = "the listener was invalidated (is the service in the job's MachServices?)";
-      sink->Emit(e);
+      EmitEvent(*sink, e);
     }
+    // XPC_ERROR_TERMINATION_IMMINENT is delivered to peer connections only
+    // (xpc/connection.h), never here: see OnPeerEvent.
   }
 
   void Accept(xpc_connection_t peer) {
@@ -61,21 +104,9 @@ struct XpcListener::State {
     ReadAuditTokenIdentity(token, &identity->identity);
     identity->audit_token.assign(reinterpret_cast<const char*>(&token), sizeof(token));
     identity->team_id = TeamIdentifier(token);
-    uint32_t id;
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      id = next_peer++;
-      xpc_retain(peer);
-      peers[id] = peer;
-    }
-    identity->peer = id;
-    State* self = this;
-    xpc_connection_set_event_handler(peer, ^(xpc_object_t event) {
-      self->OnPeerEvent(id, event);
-    });
     if (!requirement.empty()) {
       // Checked at accept time (all macOS versions), before the peer is
-      // resumed; the result goes to JS as data, which refuses a peer that
+      // activated; the result goes to JS as data, which refuses a peer that
       // fails with a reason it can read (docs/PROTOCOL.md, section 14).
       identity->has_code_signing = true;
       identity->requirement = requirement;
@@ -89,30 +120,36 @@ struct XpcListener::State {
         }
       }
     }
-    xpc_connection_resume(peer);
-    sink->Emit(identity);
+    std::shared_ptr<State> self = shared_from_this();
+    bool kept = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (phase != Phase::kClosed) {
+        uint32_t id = next_peer++;
+        identity->peer = id;
+        xpc_connection_set_event_handler(peer, ^(xpc_object_t event) {
+          self->OnPeerEvent(id, event);
+        });
+        kept = EmitEvent(*sink, identity);
+        if (kept) {
+          xpc_retain(peer);
+          peers[id].connection = peer;
+        }
+        // Activated only now, after "peer" is queued for JS, and under the
+        // lock, so JS's send() and cancel() for this id wait until it is active.
+        xpc_connection_activate(peer);
+      }
+    }
+    // Accepted while closing (or the sink has ended): not ours. XPC disposes
+    // of a peer cancelled from here (xpc_connection_set_event_handler in
+    // xpc/connection.h); its handler, if set, finds it unknown.
+    if (!kept) xpc_connection_cancel(peer);
   }
 
   void OnPeerEvent(uint32_t id, xpc_object_t event) {
     xpc_type_t type = xpc_get_type(event);
     if (type == XPC_TYPE_DICTIONARY) {
-      std::string error;
-      std::shared_ptr<Event> e = MessageEvent("message", id, event, &error);
-      if (!e) {
-        auto fault = std::make_shared<Event>();
-        fault->kind = "fault";
-        fault->peer = id;
-        fault->reason = error;
-        sink->Emit(fault);
-        return;
-      }
-      xpc_object_t reply = xpc_dictionary_create_reply(event);
-      if (reply != nullptr) {
-        std::lock_guard<std::mutex> lock(mutex);
-        e->reply_token = next_token++;
-        replies[e->reply_token] = {id, reply};
-      }
-      sink->Emit(e);
+      OnMessage(id, event);
       return;
     }
     if (type != XPC_TYPE_ERROR) return;
@@ -121,46 +158,140 @@ struct XpcListener::State {
     if (signing) {
       // XPC refused a message: the peer no longer satisfies the requirement.
       // JS tells the peer why and cancels it.
-      auto e = std::make_shared<Event>();
-      e->kind = "refused";
-      e->peer = id;
-      sink->Emit(e);
+      EmitPeerEvent("refused", id, "");
+    } else if (event == XPC_ERROR_TERMINATION_IMMINENT) {
+      // Delivered to every peer, never to the listener: launchd is about to
+      // end the job and this peer will send nothing more. JS says bye to it
+      // and starts the broker's own shutdown (docs/PROTOCOL.md §14).
+      EmitPeerEvent("terminating", id, "launchd is terminating the broker's job");
+    } else if (event == XPC_ERROR_CONNECTION_INVALID) {
+      Forget(id, "the peer's connection was invalidated");
+    }
+  }
+
+  void OnMessage(uint32_t id, xpc_object_t message) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      auto found = peers.find(id);
+      if (found == peers.end() || found->second.dropping) return;
+    }
+    std::string error;
+    std::shared_ptr<Event> e = MessageEvent("message", id, message, &error);
+    std::lock_guard<std::mutex> lock(mutex);
+    auto found = peers.find(id);
+    if (found == peers.end() || found->second.dropping) return;
+    Peer& peer = found->second;
+    if (!e) {
+      // JS closes a peer on its first unreadable message (err bad_frame,
+      // PROTOCOL.md §14), so one fault per peer is all it needs.
+      peer.dropping = true;
+      EmitPeerEvent("fault", id, error);
       return;
     }
-    if (event == XPC_ERROR_CONNECTION_INVALID) Forget(id, "the peer's connection was invalidated");
+    size_t cost = sizeof(Event) + TreeCost(e->message);
+    if (peer.queued > 0 && (peer.queued + 1 > kMaxQueuedMessagesPerPeer || peer.queued_bytes + cost > kMaxQueuedBytesPerPeer)) {
+      // From here on its messages are dropped; JS closes it with an err.
+      peer.dropping = true;
+      auto flooded = std::make_shared<Event>();
+      flooded->kind = "flooded";
+      flooded->peer = id;
+      flooded->reason = "the peer sent more than " + std::to_string(kMaxQueuedMessagesPerPeer) + " messages or " +
+                        std::to_string(kMaxQueuedBytesPerPeer >> 20) + " MiB that the broker had not yet read";
+      EmitEvent(*sink, flooded);
+      return;
+    }
+    // Any message may carry a reply context; TypeScript keeps the ones the
+    // protocol answers and hands the others back with reply(peer, token, null).
+    xpc_object_t reply = xpc_dictionary_create_reply(message);
+    if (reply != nullptr) {
+      e->reply_token = next_token++;
+      if (next_token == 0) next_token = 1;  // 0 means "none" to JS
+      replies[e->reply_token] = {id, reply};
+    }
+    std::weak_ptr<State> weak = weak_from_this();
+    bool queued = EmitEvent(*sink, e, [weak, id, cost] {
+      std::shared_ptr<State> state = weak.lock();
+      if (!state) return;
+      std::lock_guard<std::mutex> lock(state->mutex);
+      auto p = state->peers.find(id);
+      if (p == state->peers.end()) return;
+      p->second.queued--;
+      p->second.queued_bytes -= cost;
+    });
+    if (queued) {
+      peer.queued++;
+      peer.queued_bytes += cost;
+    } else if (reply != nullptr) {
+      replies.erase(e->reply_token);
+      xpc_release(reply);
+    }
+  }
+
+  void EmitPeerEvent(const char* kind, uint32_t id, const std::string& reason) {
+    auto e = std::make_shared<Event>();
+    e->kind = kind;
+    e->peer = id;
+    e->reason = reason;
+    EmitEvent(*sink, e);
   }
 
   void Forget(uint32_t id, const char* reason) {
     {
       std::lock_guard<std::mutex> lock(mutex);
       auto found = peers.find(id);
-      if (found == peers.end()) return;
-      xpc_release(found->second);
+      if (found == peers.end()) return;  // closed: Shutdown() released it
+      xpc_release(found->second.connection);
       peers.erase(found);
-      for (auto it = replies.begin(); it != replies.end();) {
-        if (it->second.first == id) {
-          xpc_release(it->second.second);
-          it = replies.erase(it);
-        } else {
-          ++it;
-        }
-      }
+      ReleaseReplies(id);
     }
-    auto e = std::make_shared<Event>();
-    e->kind = "gone";
-    e->peer = id;
-    e->reason = reason;
-    sink->Emit(e);
+    EmitPeerEvent("gone", id, reason);
   }
 
-  xpc_connection_t Peer(uint32_t id) {
+  // With `mutex` held.
+  void ReleaseReplies(uint32_t id) {
+    for (auto it = replies.begin(); it != replies.end();) {
+      if (it->second.peer == id) {
+        xpc_release(it->second.reply);
+        it = replies.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  // A retained reference the caller owns, or nullptr when the peer is gone.
+  xpc_connection_t RetainPeer(uint32_t id) {
     std::lock_guard<std::mutex> lock(mutex);
     auto found = peers.find(id);
     if (found == peers.end()) return nullptr;
-    xpc_retain(found->second);
-    return found->second;
+    xpc_retain(found->second.connection);
+    return found->second.connection;
+  }
+
+  // The reply context `token` of peer `id`, now the caller's, or nullptr.
+  xpc_object_t TakeReply(uint32_t id, uint32_t token) {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto found = replies.find(token);
+    if (found == replies.end() || found->second.peer != id) return nullptr;
+    xpc_object_t reply = found->second.reply;
+    replies.erase(found);
+    return reply;
   }
 };
+
+namespace {
+
+// Cancels `peer` after everything already sent to it (a final err or bye is
+// delivered first; a plain cancel discards what is not yet sent). Takes over
+// the caller's reference.
+void CancelAfterSent(xpc_connection_t peer) {
+  xpc_connection_send_barrier(peer, ^{
+    xpc_connection_cancel(peer);
+    xpc_release(peer);
+  });
+}
+
+}  // namespace
 
 Napi::Function XpcListener::Init(Napi::Env env) {
   return DefineClass(env, "XpcListener",
@@ -178,26 +309,43 @@ XpcListener::XpcListener(const Napi::CallbackInfo& info) : Napi::ObjectWrap<XpcL
     Napi::TypeError::New(env, "new XpcListener(service | null, onEvent, options?)").ThrowAsJavaScriptException();
     return;
   }
-  state_ = std::make_shared<State>();
+  std::string requirement;
   if (info.Length() > 2 && info[2].IsObject()) {
     Napi::Value req = info[2].As<Napi::Object>().Get("codeSigningRequirement");
-    if (req.IsString()) state_->requirement = req.As<Napi::String>().Utf8Value();
+    if (env.IsExceptionPending()) return;  // a getter threw: let it propagate
+    if (req.IsString()) requirement = req.As<Napi::String>().Utf8Value();
   }
-  state_->sink = NewSink(env, info[1].As<Napi::Function>(), "xpcbus.xpc.listener");
-  state_->queue = dispatch_queue_create("io.xpcbus.xpc.listener", DISPATCH_QUEUE_SERIAL);
+  auto state = std::make_shared<State>();
+  state->requirement = std::move(requirement);
+  // Keeps the process alive until close(), as a listening socket does: a
+  // broker on XPC alone has nothing else pending.
+  state->sink = CallSink::New(env, info[1].As<Napi::Function>(), "xpcbus.xpc.listener", true);
+  state->queue = dispatch_queue_create("io.xpcbus.xpc.listener", DISPATCH_QUEUE_SERIAL);
   if (info[0].IsString()) {
     std::string service = info[0].As<Napi::String>().Utf8Value();
-    state_->listener = xpc_connection_create_mach_service(service.c_str(), state_->queue, XPC_CONNECTION_MACH_SERVICE_LISTENER);
+    state->listener = xpc_connection_create_mach_service(service.c_str(), state->queue, XPC_CONNECTION_MACH_SERVICE_LISTENER);
   } else {
-    state_->listener = xpc_connection_create(nullptr, state_->queue);
+    state->listener = xpc_connection_create(nullptr, state->queue);
   }
-  std::shared_ptr<State> state = state_;
-  xpc_connection_set_event_handler(state_->listener, ^(xpc_object_t event) {
+  xpc_connection_set_event_handler(state->listener, ^(xpc_object_t event) {
     state->OnListenerEvent(event);
   });
+  state_ = state;
+  // Registered after the sink, so it runs before Node tears the function
+  // down (hooks run last-in first-out): a Worker or the process that ends
+  // with the listener open cancels every connection while JS can still be
+  // told nothing more, as the Linux notify waiter does.
+  env_ = env;
+  if (napi_add_env_cleanup_hook(env, &XpcListener::EnvCleanup, this) == napi_ok) hooked_ = true;
 }
 
 XpcListener::~XpcListener() { Shutdown(); }
+
+void XpcListener::EnvCleanup(void* arg) {
+  auto* self = static_cast<XpcListener*>(arg);
+  self->hooked_ = false;  // Node drops a hook once it has run
+  self->Shutdown();
+}
 
 bool XpcListener::Open(Napi::Env env) {
   if (state_) return true;
@@ -212,16 +360,25 @@ bool XpcListener::ReadPeer(const Napi::CallbackInfo& info, size_t arg, uint32_t*
   return true;
 }
 
+// start(): begins accepting. Again: nothing (xpc_connection_activate is
+// idempotent, where a second resume would unbalance the connection).
 Napi::Value XpcListener::Start(const Napi::CallbackInfo& info) {
-  if (Open(info.Env())) xpc_connection_resume(state_->listener);
-  return info.Env().Undefined();
+  Napi::Env env = info.Env();
+  if (!Open(env)) return env.Undefined();
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    if (state_->phase != State::Phase::kIdle) return env.Undefined();
+    state_->phase = State::Phase::kStarted;
+  }
+  xpc_connection_activate(state_->listener);
+  return env.Undefined();
 }
 
 // endpoint() -> External: for xpc_connection_create_from_endpoint (anonymous listeners).
 Napi::Value XpcListener::Endpoint(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!Open(env)) return env.Undefined();
-  return WrapXpc(env, xpc_endpoint_create(state_->listener));
+  return WrapXpc(env, xpc_endpoint_create(state_->listener), XpcKind::Endpoint);
 }
 
 // send(peer, encoded): false when the peer is gone.
@@ -229,34 +386,40 @@ Napi::Value XpcListener::Send(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t id;
   xpc_object_t message;
-  if (!Open(env) || !ReadPeer(info, 0, &id) || !UnwrapXpc(info, 1, &message)) return env.Undefined();
-  xpc_connection_t peer = state_->Peer(id);
+  if (!Open(env) || !ReadPeer(info, 0, &id) ||
+      !UnwrapXpc(env, info[1], XpcKind::Message, "send(peer, encoded): encoded must come from xpcEncode", &message)) {
+    return env.Undefined();
+  }
+  xpc_connection_t peer = state_->RetainPeer(id);
   if (peer == nullptr) return Napi::Boolean::New(env, false);
   xpc_connection_send_message(peer, message);
   xpc_release(peer);
   return Napi::Boolean::New(env, true);
 }
 
-// reply(peer, replyToken, encoded): answers the message that carried replyToken.
+// reply(peer, replyToken, encoded | null): answers the message that carried
+// replyToken, or with null hands its reply context back unanswered. False
+// when there is no such context (already used, or the peer is gone).
 Napi::Value XpcListener::Reply(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t id;
-  xpc_object_t message;
-  if (!Open(env) || !ReadPeer(info, 0, &id) || !info[1].IsNumber() || !UnwrapXpc(info, 2, &message)) return env.Undefined();
-  uint32_t token = info[1].As<Napi::Number>().Uint32Value();
-  xpc_object_t reply = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(state_->mutex);
-    auto found = state_->replies.find(token);
-    if (found != state_->replies.end() && found->second.first == id) {
-      reply = found->second.second;
-      state_->replies.erase(found);
-    }
+  double token;
+  xpc_object_t message = nullptr;
+  if (!Open(env) || !ReadPeer(info, 0, &id) || !ReadNumber(info, 1, "replyToken", &token)) return env.Undefined();
+  if (!(info.Length() > 2 && info[2].IsNull()) &&
+      !UnwrapXpc(env, info[2], XpcKind::Message, "reply(peer, replyToken, encoded): encoded must come from xpcEncode or be null",
+                 &message)) {
+    return env.Undefined();
   }
-  xpc_connection_t peer = state_->Peer(id);
-  if (reply == nullptr || peer == nullptr) {
-    if (reply != nullptr) xpc_release(reply);
-    if (peer != nullptr) xpc_release(peer);
+  xpc_object_t reply = state_->TakeReply(id, static_cast<uint32_t>(token));
+  if (reply == nullptr) return Napi::Boolean::New(env, false);
+  if (message == nullptr) {
+    xpc_release(reply);
+    return Napi::Boolean::New(env, true);
+  }
+  xpc_connection_t peer = state_->RetainPeer(id);
+  if (peer == nullptr) {
+    xpc_release(reply);
     return Napi::Boolean::New(env, false);
   }
   xpc_dictionary_apply(message, ^bool(const char* key, xpc_object_t value) {
@@ -269,39 +432,46 @@ Napi::Value XpcListener::Reply(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, true);
 }
 
-// cancel(peer): closes one peer; its "gone" event follows.
+// cancel(peer): closes one peer after what was sent to it; its "gone" follows.
 Napi::Value XpcListener::Cancel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t id;
   if (!Open(env) || !ReadPeer(info, 0, &id)) return env.Undefined();
-  xpc_connection_t peer = state_->Peer(id);
-  if (peer != nullptr) {
-    // After what was already sent to it, so a final err or bye is delivered first.
-    xpc_connection_send_barrier(peer, ^{
-      xpc_connection_cancel(peer);
-    });
-    xpc_release(peer);
-  }
+  xpc_connection_t peer = state_->RetainPeer(id);
+  if (peer != nullptr) CancelAfterSent(peer);
   return env.Undefined();
 }
 
+// Idempotent: from close(), the finalizer, or the environment's teardown.
 void XpcListener::Shutdown() {
-  if (!state_) return;
-  state_->sink->Close();
-  xpc_connection_cancel(state_->listener);
-  {
-    std::lock_guard<std::mutex> lock(state_->mutex);
-    for (auto& peer : state_->peers) {
-      xpc_connection_cancel(peer.second);
-      xpc_release(peer.second);
-    }
-    state_->peers.clear();
-    for (auto& reply : state_->replies) xpc_release(reply.second.second);
-    state_->replies.clear();
+  if (hooked_) {
+    napi_remove_env_cleanup_hook(env_, &XpcListener::EnvCleanup, this);
+    hooked_ = false;
   }
-  xpc_release(state_->listener);
-  dispatch_release(state_->queue);
-  state_.reset();
+  if (!state_) return;
+  std::shared_ptr<State> state = std::move(state_);
+  // First, so nothing reaches JS from here on (Queue() is false once ended).
+  state->sink->End();
+  State::Phase was;
+  {
+    std::lock_guard<std::mutex> lock(state->mutex);
+    was = state->phase;
+    state->phase = State::Phase::kClosed;
+    // The map's references go to the barriers; each peer's final INVALID then
+    // finds nothing to forget.
+    for (auto& peer : state->peers) CancelAfterSent(peer.second.connection);
+    state->peers.clear();
+    for (auto& reply : state->replies) xpc_release(reply.second.reply);
+    state->replies.clear();
+  }
+  // Releasing an inactive connection is undefined (xpc/connection.h): one
+  // never started is activated first; seeing kClosed it accepts nobody.
+  if (was == State::Phase::kIdle) xpc_connection_activate(state->listener);
+  xpc_connection_cancel(state->listener);
+  xpc_release(state->listener);
+  state->listener = nullptr;
+  dispatch_release(state->queue);
+  state->queue = nullptr;
 }
 
 Napi::Value XpcListener::Close(const Napi::CallbackInfo& info) {

@@ -18,8 +18,11 @@ class XpcListener : public Napi::ObjectWrap<XpcListener> {
   ~XpcListener() override;
 
  private:
-  struct State;  // shared with the XPC queue; xpc_listener.cc
+  // Shared with every block XPC holds (the listener's and each peer's event
+  // handler, barriers): it outlives Shutdown() until the last of them is gone.
+  struct State;
 
+  static void EnvCleanup(void* arg);
   bool Open(Napi::Env env);
   bool ReadPeer(const Napi::CallbackInfo& info, size_t arg, uint32_t* out);
   Napi::Value Start(const Napi::CallbackInfo& info);
@@ -31,6 +34,8 @@ class XpcListener : public Napi::ObjectWrap<XpcListener> {
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   std::shared_ptr<State> state_;
+  napi_env env_ = nullptr;
+  bool hooked_ = false;  // the environment cleanup hook is registered
 };
 
 }  // namespace xpcbus

@@ -3,6 +3,8 @@
 
 #include "apple/xpc_value.h"
 
+#include <utility>
+
 namespace xpcbus {
 
 namespace {
@@ -43,30 +45,18 @@ Napi::Object EventToJs(Napi::Env env, const Event& event) {
 
 }  // namespace
 
-void EventSink::Emit(std::shared_ptr<Event> event) {
-  std::lock_guard<std::mutex> lock(mutex);
-  if (closed) return;
-  tsfn.NonBlockingCall([event](Napi::Env env, Napi::Function onEvent) {
-    if (env == nullptr) return;
-    napi_value argument = EventToJs(env, *event);
-    napi_value recv = nullptr;
-    napi_value result = nullptr;
-    napi_get_undefined(env, &recv);
-    napi_call_function(env, recv, onEvent, 1, &argument, &result);
+bool EmitEvent(CallSink& sink, std::shared_ptr<Event> event, std::function<void()> delivered) {
+  return sink.Queue([event = std::move(event), delivered = std::move(delivered)](Napi::Env env, Napi::Function on_event) {
+    if (!on_event.IsEmpty()) {
+      napi_value argument = EventToJs(env, *event);
+      napi_value recv = nullptr;
+      napi_value result = nullptr;
+      napi_get_undefined(env, &recv);
+      // A JS exception stays pending: Node reports it as uncaught, as for any callback.
+      napi_call_function(env, recv, on_event, 1, &argument, &result);
+    }
+    if (delivered) delivered();
   });
-}
-
-void EventSink::Close() {
-  std::lock_guard<std::mutex> lock(mutex);
-  if (closed) return;
-  closed = true;
-  tsfn.Release();
-}
-
-std::shared_ptr<EventSink> NewSink(Napi::Env env, Napi::Function onEvent, const char* name) {
-  auto sink = std::make_shared<EventSink>();
-  sink->tsfn = Napi::ThreadSafeFunction::New(env, onEvent, name, 0, 1);
-  return sink;
 }
 
 std::shared_ptr<Event> MessageEvent(const char* kind, uint32_t peer, xpc_object_t message, std::string* error) {
@@ -82,16 +72,44 @@ std::shared_ptr<Event> MessageEvent(const char* kind, uint32_t peer, xpc_object_
   return event;
 }
 
-Napi::External<void> WrapXpc(Napi::Env env, xpc_object_t object) {
-  return Napi::External<void>::New(env, object, [](Napi::Env, void* data) { xpc_release(static_cast<xpc_object_t>(data)); });
+size_t TreeCost(const ValueNode& node) {
+  size_t cost = sizeof(ValueNode) + node.text.size();
+  for (const ValueNode& item : node.items) cost += TreeCost(item);
+  for (const auto& field : node.fields) cost += field.first.size() + TreeCost(field.second);
+  return cost;
 }
 
-bool UnwrapXpc(const Napi::CallbackInfo& info, size_t arg, xpc_object_t* out) {
-  if (info.Length() <= arg || !info[arg].IsExternal()) {
-    Napi::TypeError::New(info.Env(), "expected an encoded XPC message (from xpcEncode)").ThrowAsJavaScriptException();
+namespace {
+
+// Distinct, random 128-bit tags (napi_type_tag_object, N-API 8; Externals
+// can be tagged from Node 20, the oldest this package supports).
+constexpr napi_type_tag kMessageTag = {0x8d3f6a5be1c24f07ULL, 0xa61e93c0d4b7f215ULL};
+constexpr napi_type_tag kEndpointTag = {0x2c7be4910f5d4a86ULL, 0xb3f80d6e19a5c742ULL};
+
+const napi_type_tag* TagOf(XpcKind kind) { return kind == XpcKind::Message ? &kMessageTag : &kEndpointTag; }
+
+}  // namespace
+
+Napi::Value WrapXpc(Napi::Env env, xpc_object_t object, XpcKind kind) {
+  Napi::External<void> external =
+      Napi::External<void>::New(env, object, [](Napi::Env, void* data) { xpc_release(static_cast<xpc_object_t>(data)); });
+  if (env.IsExceptionPending()) {
+    xpc_release(object);
+    return Napi::Value();
+  }
+  external.TypeTag(TagOf(kind));
+  if (env.IsExceptionPending()) return Napi::Value();  // the finalizer still releases `object`
+  return external;
+}
+
+bool UnwrapXpc(Napi::Env env, Napi::Value value, XpcKind kind, const char* what, xpc_object_t* out) {
+  // Checked before the pointer is read: XPC aborts the process on an object
+  // of the wrong type, and an untagged External could hold anything.
+  if (value.IsEmpty() || !value.IsExternal() || !value.As<Napi::External<void>>().CheckTypeTag(TagOf(kind))) {
+    if (!env.IsExceptionPending()) Napi::TypeError::New(env, what).ThrowAsJavaScriptException();
     return false;
   }
-  *out = static_cast<xpc_object_t>(info[arg].As<Napi::External<void>>().Data());
+  *out = static_cast<xpc_object_t>(value.As<Napi::External<void>>().Data());
   return true;
 }
 
@@ -112,7 +130,7 @@ bool EncodeMap(const Napi::CallbackInfo& info, const char* what, xpc_object_t* o
 Napi::Value Encode(const Napi::CallbackInfo& info) {
   xpc_object_t message;
   if (!EncodeMap(info, "xpcEncode(message)", &message)) return info.Env().Undefined();
-  return WrapXpc(info.Env(), message);
+  return WrapXpc(info.Env(), message, XpcKind::Message);
 }
 
 }  // namespace xpcbus

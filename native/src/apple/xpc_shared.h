@@ -1,28 +1,32 @@
 // What the XPC listener (xpc_listener.cc) and client (xpc_client.cc) share:
-// the events they hand to JS through a ThreadSafeFunction, and XPC objects
-// held by JS. Messages are converted to value trees on the XPC queue (strings
-// and data copied out before the object goes); the XPC queue never waits on
-// JS. Which message means what is decided in TypeScript
+// the events they hand to JS through a CallSink (call_sink.h), and XPC
+// objects held by JS. Messages are converted to value trees on the XPC queue
+// (strings and data copied out before the object goes); the XPC queue never
+// waits on JS. Which message means what is decided in TypeScript
 // (daemon/transports/xpc-server.ts, client-sdk/xpc-client-transport.ts).
 #pragma once
 
 #include <napi.h>
 #include <xpc/xpc.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "apple/code_signing.h"
+#include "call_sink.h"
 #include "peer_credentials.h"
 #include "value_tree.h"
 
 namespace xpcbus {
 
-// What the threads hand to JS.
+// What the XPC queues hand to JS.
 struct Event {
-  std::string kind;  // peer | message | gone | refused | fault | drain | reply | interrupted | invalid
+  // Listener: peer | message | fault | gone | refused | flooded | terminating | invalid.
+  // Client: message | reply | fault | interrupted | invalid.
+  std::string kind;
   uint32_t peer = 0;
   uint32_t reply_token = 0;
   ValueNode message;
@@ -40,27 +44,32 @@ struct Event {
   bool enforced_by_xpc = false;
 };
 
-// One ThreadSafeFunction per listener or client, carrying Events.
-struct EventSink : std::enable_shared_from_this<EventSink> {
-  Napi::ThreadSafeFunction tsfn;
-  std::mutex mutex;
-  bool closed = false;
-
-  void Emit(std::shared_ptr<Event> event);
-  void Close();
-};
-
-std::shared_ptr<EventSink> NewSink(Napi::Env env, Napi::Function onEvent, const char* name);
+// Queues `event` for JS's onEvent; false once `sink` has ended (closed, or
+// the environment is going). `delivered`, when given, runs on the JS thread
+// after onEvent returned, or when Node drops the call at teardown: the
+// listener's per-peer bound counts with it.
+bool EmitEvent(CallSink& sink, std::shared_ptr<Event> event, std::function<void()> delivered = nullptr);
 
 // A `kind` event carrying `message` (a dictionary) as a value tree, or
 // nullptr with `error` set when it has no tree form.
 std::shared_ptr<Event> MessageEvent(const char* kind, uint32_t peer, xpc_object_t message, std::string* error);
 
-// An XPC object owned by JS (an encoded message, an endpoint): released when collected.
-Napi::External<void> WrapXpc(Napi::Env env, xpc_object_t object);
+// What a value tree costs to hold, roughly: its strings, data and keys plus
+// each node's own size. What the listener's per-peer bound counts in bytes.
+size_t TreeCost(const ValueNode& node);
 
-// Argument `arg` as an XPC object from WrapXpc, or false after throwing.
-bool UnwrapXpc(const Napi::CallbackInfo& info, size_t arg, xpc_object_t* out);
+// The two kinds of XPC object JS holds. Each is a type-tagged External
+// (napi_type_tag_object): handing an endpoint where a message is expected,
+// or the reverse, is a TypeError rather than XPC aborting the process.
+enum class XpcKind { Message, Endpoint };
+
+// An XPC object owned by JS, released when collected; takes over `object`'s
+// reference. Empty with a JS exception pending when tagging failed.
+Napi::Value WrapXpc(Napi::Env env, xpc_object_t object, XpcKind kind);
+
+// `value` as an XPC object of `kind` from WrapXpc (not retained: JS holds
+// it for the call), or false after throwing a TypeError naming `what`.
+bool UnwrapXpc(Napi::Env env, Napi::Value value, XpcKind kind, const char* what, xpc_object_t* out);
 
 // Argument 0, a protocol map, as a new XPC dictionary (the caller releases
 // it), or false after throwing a TypeError that starts with `what`.
