@@ -37,6 +37,11 @@ describe("benchmark harness (tiny profile)", () => {
     for (const row of results.throughput!.rows) expect(row.delivered).toBe(row.messages);
     expect(results.pubStdin!.received).toBe(results.pubStdin!.lines);
     expect(results.pubStdin!.cliCpuMs).toBeGreaterThan(0);
+    const startup = results.cliStartup!;
+    expect(startup.runs).toBe(2);
+    expect(startup.received).toBe(startup.expected); // every pub and every script run published
+    for (const ms of [startup.pubMs, startup.scriptMs, startup.versionMs, startup.pubRatio]) expect(ms).toBeGreaterThan(0);
+    expect(readFileSync(join(outDir, "latest.md"), "utf8")).toMatch(/## CLI start-up/);
     const sc = results.slowConsumer!;
     expect(sc.withStopped.stopped!.messages + sc.withStopped.stopped!.droppedTotal).toBe(1000);
     const burst = results.burst!.rows.find((r) => r.system === "xpcbus")!;

@@ -17,9 +17,10 @@ import { run as notify } from "./notify.bench.js";
 import { run as slowConsumer } from "./slow-consumer.bench.js";
 import { run as burst } from "./burst.bench.js";
 import { run as pubStdin } from "./pub-stdin.bench.js";
+import { run as cliStartup } from "./cli-startup.bench.js";
 import type { SystemName } from "./support/systems.js";
 
-export const SCENARIOS = ["floors", "compare", "update-delivery", "throughput", "notify", "slow-consumer", "burst", "pub-stdin"] as const;
+export const SCENARIOS = ["floors", "compare", "update-delivery", "throughput", "notify", "slow-consumer", "burst", "pub-stdin", "cli-startup"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -65,6 +66,7 @@ const PROFILES = {
     tp: 500,
     tpSystems: ["xpcbus"] as SystemName[] | undefined,
     stdinLines: 1000,
+    startupRuns: 2,
     floor: 100,
     slowConsumer: 1000,
     notify: { posts: 200, wakeWatchers: [1], wakePublishes: 20, asleepMs: 50 },
@@ -86,6 +88,7 @@ const PROFILES = {
     tp: 200_000,
     tpSystems: undefined,
     stdinLines: 200_000,
+    startupRuns: 10,
     floor: 2000,
     slowConsumer: 50000,
     ...MEASURED,
@@ -105,6 +108,7 @@ const PROFILES = {
     tp: 500_000,
     tpSystems: undefined,
     stdinLines: 500_000,
+    startupRuns: 10,
     floor: 10000,
     slowConsumer: 50000,
     ...MEASURED,
@@ -171,6 +175,9 @@ export async function runBench(options: BenchOptions): Promise<RunResults> {
   });
   await attempt("pub-stdin", async () => {
     results.pubStdin = await pubStdin({ lines: p.stdinLines });
+  });
+  await attempt("cli-startup", async () => {
+    results.cliStartup = await cliStartup({ runs: p.startupRuns });
   });
   results.durationS = Math.round((Date.now() - started) / 1000);
   mkdirSync(options.outDir, { recursive: true });

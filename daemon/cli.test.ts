@@ -1,7 +1,9 @@
 // The CLI as users drive it: separate processes, stdout checked, exit codes.
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanup, runCli, spawnCli, startBroker, tempDir, waitForSubscription, type BrokerProcess } from "./test-support/harness.js";
+import { CLI, cleanup, runCli, spawnCli, startBroker, tempDir, waitForSubscription, type BrokerProcess } from "./test-support/harness.js";
 
 let broker: BrokerProcess;
 beforeAll(async () => {
@@ -17,10 +19,34 @@ describe("xpcbus CLI", () => {
     await waitSubscribed("cli.>");
     expect((await runCli(["pub", "cli.a", "hello world", ...s()])).code).toBe(0);
     expect((await runCli(["pub", "cli.b", '{"n":1}', "--json", ...s()])).code).toBe(0);
-    expect((await runCli(["pub", "cli.c.d", ...s()])).code).toBe(0);
+    expect((await runCli(["pub", "cli.c.d", "", ...s()])).code).toBe(0);
     const exit = await sub.exited;
     expect(exit.code).toBe(0);
     expect(sub.stdout.lines).toEqual(["cli.a hello world", 'cli.b {"n":1}', "cli.c.d "]);
+  });
+
+  it("sub prints one line per message: a text with a line break as a JSON string", async () => {
+    const sub = spawnCli(["sub", "nl.*", "--count", "3", ...s()]);
+    await waitSubscribed("nl.*");
+    expect((await runCli(["pub", "nl.a", "first\nsecond", ...s()])).code).toBe(0);
+    expect((await runCli(["pub", "nl.b", "tab\tkept", ...s()])).code).toBe(0);
+    expect((await runCli(["pub", "nl.c", "ends\r\n", ...s()])).code).toBe(0);
+    expect((await sub.exited).code).toBe(0);
+    expect(sub.stdout.lines).toEqual(['nl.a "first\\nsecond"', "nl.b tab\tkept", 'nl.c "ends\\r\\n"']);
+    // get prints the value itself, as it is: it is one value, not a stream of lines.
+    await runCli(["pub", "nl.kept", "two\nlines", "--retain", ...s()]);
+    expect((await runCli(["get", "nl.kept", ...s()])).stdout).toBe("two\nlines\n");
+  });
+
+  it("pub with no data is a usage error (exit 2, one line); '' publishes an empty message", async () => {
+    const none = await runCli(["pub", "empty.x", ...s()]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toBe("xpcbus: pub needs the data to publish: give it after the subject ('' for an empty message), or use --stdin\n");
+    const sub = spawnCli(["sub", "empty.x", "--json", "--count", "1", ...s()]);
+    await waitSubscribed("empty.x");
+    expect((await runCli(["pub", "empty.x", "", ...s()])).code).toBe(0);
+    await sub.exited;
+    expect(JSON.parse(sub.stdout.lines[0] as string)).toMatchObject({ subject: "empty.x", encoding: "text", data: "" });
   });
 
   it("sub --json prints JSON lines with subject, seq, encoding and data", async () => {
@@ -107,6 +133,30 @@ describe("xpcbus CLI", () => {
       expect(daemon.code).toBe(2);
       expect(daemon.stderr).toMatch(/needs macOS/);
     }
+  });
+});
+
+describe("start-up", () => {
+  /** The npm packages `xpcbus ...args` loaded, from node's module cache at exit (a preloaded hook prints it). */
+  function packagesLoaded(args: string[]): string[] {
+    const hook = join(tempDir(), "loaded.mjs");
+    writeFileSync(
+      hook,
+      'import { createRequire } from "node:module";\n' +
+        'const cache = createRequire(import.meta.url).cache;\n' +
+        'process.on("exit", () => process.stderr.write("LOADED " + JSON.stringify(Object.keys(cache)) + "\\n"));\n',
+    );
+    const result = spawnSync(process.execPath, ["--import", hook, CLI, ...args], { encoding: "utf8", timeout: 15_000 });
+    const line = result.stderr.split("\n").find((l) => l.startsWith("LOADED "));
+    const files = JSON.parse(line!.slice("LOADED ".length)) as string[];
+    return [...new Set(files.map((f) => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(f)?.[1]).filter((p): p is string => p !== undefined))].sort();
+  }
+
+  it("loads a command's code only when it runs: --version needs commander alone, pub no logger and no plist library", () => {
+    expect(packagesLoaded(["--version"])).toEqual(["commander"]);
+    const pub = packagesLoaded(["pub", "a", "x", "--socket", join(tempDir(), "none.sock")]);
+    expect(pub).toContain("commander");
+    for (const heavy of ["pino", "plist"]) expect(pub).not.toContain(heavy);
   });
 });
 

@@ -22,7 +22,8 @@ async function statusOf(socket: string) {
 
 describe("daemon process", () => {
   it("creates an owner-only socket in an owner-only directory and says ready with its path", async () => {
-    const dir = join(tempDir(), "nested", "run");
+    // The last level only: its parent must exist (daemon/cli-service.test.ts).
+    const dir = join(tempDir(), "run");
     const socket = join(dir, "b.sock");
     const broker = spawnBroker({ socket });
     const ready = await broker.ready();

@@ -93,7 +93,7 @@ describe("a notifier that throws", () => {
     const pub = await memory.client();
     const first = await pub.publish("demo.temp", 1);
     const second = await pub.publish("demo.temp", 2);
-    expect(second.seq).toBeGreaterThan(first.seq);
+    expect(second.seq!).toBeGreaterThan(first.seq!);
     const got: unknown[] = [];
     for await (const m of subscription) {
       got.push(m.data);

@@ -15,6 +15,27 @@ export interface SystemdUnits {
   directory: string;
 }
 
+/** Directories a system unit's PrivateTmp=yes replaces with empty ones of its own. */
+const PRIVATE_TMP_DIRS = ["/tmp", "/var/tmp"];
+
+/**
+ * Why the system unit could not start this program, or undefined. Its
+ * PrivateTmp=yes gives the service empty /tmp and /var/tmp, so a node or a
+ * checkout under them is not there for it: every start would fail with
+ * "No such file or directory". The installer refuses rather than dropping
+ * PrivateTmp: the hardening stays for everyone, and a system service should
+ * not run from a directory that tmp cleaners and reboots empty anyway.
+ */
+export function privateTmpProblem(program: ProgramPaths): string | undefined {
+  for (const path of [program.node, program.cli]) {
+    const dir = PRIVATE_TMP_DIRS.find((tmp) => path === tmp || path.startsWith(`${tmp}/`));
+    if (dir !== undefined) {
+      return `the system unit would run ${path}, which is under ${dir}: its PrivateTmp=yes hides ${dir} from the service, so it could never start; install xpcbus (and node) outside ${dir} (e.g. npm install -g), or use --user`;
+    }
+  }
+  return undefined;
+}
+
 /** systemd quotes arguments with spaces or specials; plain ones stay as they are. */
 function quote(arg: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `"${arg.replace(/(["\\])/g, "\\$1")}"`;

@@ -9,6 +9,7 @@ import type { NotifyResult } from "../notify.bench.js";
 import type { SlowConsumerResult } from "../slow-consumer.bench.js";
 import type { ThroughputResult, ThroughputRow } from "../throughput.bench.js";
 import type { PubStdinResult } from "../pub-stdin.bench.js";
+import type { CliStartupResult } from "../cli-startup.bench.js";
 import type { DeliveryRow, UpdateDeliveryResult } from "../update-delivery.bench.js";
 
 export interface RunResults {
@@ -24,6 +25,7 @@ export interface RunResults {
   slowConsumer?: SlowConsumerResult;
   burst?: BurstResult;
   pubStdin?: PubStdinResult;
+  cliStartup?: CliStartupResult;
   failures: Array<{ scenario: string; error: string }>;
 }
 
@@ -58,6 +60,10 @@ export function headline(r: RunResults): string {
   if (r.pubStdin !== undefined) {
     const s = r.pubStdin;
     lines.push(`- \`xpcbus pub --stdin\`, ${s.lines} lines of ${s.lineBytes} B to one subscriber: ${s.linesPerSecond} lines/s, ${s.cpuUsPerLine} µs CPU per line (CLI + broker), start-up ${s.startupMs} ms`);
+  }
+  if (r.cliStartup !== undefined) {
+    const c = r.cliStartup;
+    lines.push(`- \`xpcbus pub <subject> x\`: ${c.pubMs} ms = ${c.pubRatio}× a 4-line SDK script doing the same publish (${c.scriptMs} ms; target ≤ ${c.target}×); \`xpcbus --version\` ${c.versionMs} ms (medians of ${c.runs})`);
   }
   const rows = r.delivery?.rows ?? [];
   for (const rate of [...new Set(rows.map((row) => row.ratePerSecond))].sort((a, b) => a - b)) {
@@ -199,6 +205,17 @@ export function markdown(r: RunResults): string {
     out.push("", `## \`xpcbus pub --stdin\`: ${s.lines} lines of ${s.lineBytes} B, one subscriber`, "", table(
       ["received", "s (first → last message)", "lines/s", "CLI start-up ms", "CLI CPU ms", "broker CPU ms", "CPU µs/line"],
       [[s.received, s.seconds, s.linesPerSecond, s.startupMs, s.cliCpuMs, s.brokerCpuMs, s.cpuUsPerLine]],
+    ));
+  }
+  if (r.cliStartup) {
+    const c = r.cliStartup;
+    out.push("", `## CLI start-up: medians of ${c.runs} runs, spawn → exit, against a running broker`, "", table(
+      ["command", "ms", "vs the SDK script"],
+      [
+        ["`xpcbus pub <subject> x`", c.pubMs, `${c.pubRatio}× (target ≤ ${c.target}×)`],
+        ["4-line SDK script: connect, publish, close", c.scriptMs, "1.00×"],
+        ["`xpcbus --version`", c.versionMs, ratio(c.versionMs, c.scriptMs)],
+      ],
     ));
   }
   if (r.failures.length > 0) {

@@ -42,6 +42,10 @@ export async function pubCommand(
   options: CommonOptions & { json?: boolean; stdin?: boolean; retain?: boolean },
 ): Promise<void> {
   if (options.stdin === true && data !== undefined) throw new CliError("give the data as an argument or with --stdin, not both", EXIT_USAGE);
+  // A forgotten argument must not go out as an empty message: an empty one is asked for with ''.
+  if (options.stdin !== true && data === undefined) {
+    throw new CliError("pub needs the data to publish: give it after the subject ('' for an empty message), or use --stdin", EXIT_USAGE);
+  }
   // Before connecting or reading stdin: a bad subject is a usage error, not one failure per line.
   const problem = subjectProblem(subject, false);
   if (problem !== undefined) throw new InvalidSubjectError(problem);

@@ -4,14 +4,33 @@
 
 import { Command, CommanderError, Option } from "commander";
 import { PACKAGE_VERSION } from "../core/version.js";
-import { getCommand, pubCommand, reqCommand, statusCommand, subCommand } from "./client-commands.js";
-import { describe, exitCodeOf, ReportedFailure } from "./cli-error.js";
-import { daemonCommand } from "./daemon-command.js";
-import { launchdCommand, systemdCommand } from "./service-commands.js";
-import { policyCheckCommand, policyExplainCommand } from "./policy-commands.js";
-import { notifyCheckCommand, notifyPostCommand, notifyStateCommand, notifyWaitCommand, watchCommand } from "./notify-commands.js";
+import { DEFAULT_STATUS_INTERVAL_MS, EXEC_TIMEOUT_MS, MAX_CONCURRENT_EXECS, MAX_EXEC_OUTPUT_BYTES, MAX_WAITING_EXECS } from "./cli-limits.js";
 import { EXIT_OK, EXIT_USAGE } from "./exit-codes.js";
 import { integerOption, MAX_TIMER_MS } from "./integer-option.js";
+
+// Each command's code is loaded only when that command runs: start-up pays
+// for commander and these declarations, not for the plist library, pino or
+// the broker core that other commands need (`xpcbus pub` would otherwise
+// load them all; bench/cli-startup.bench.ts measures it). The modules are
+// named here as loaders.
+const clientCommands = () => import("./client-commands.js");
+const replyCommands = () => import("./reply-command.js");
+const statusWatch = () => import("./status-watch.js");
+const daemonCommands = () => import("./daemon-command.js");
+const serviceCommands = () => import("./service-commands.js");
+const policyCommands = () => import("./policy-commands.js");
+const notifyCommands = () => import("./notify-commands.js");
+
+/**
+ * A commander action that loads `load()` and calls its export `name` with
+ * what commander passes (the arguments, the options, the command).
+ */
+function lazy<M, K extends keyof M>(load: () => Promise<M>, name: K): (...args: unknown[]) => Promise<void> {
+  return async (...args) => {
+    const command = (await load())[name] as (...a: unknown[]) => void | Promise<void>;
+    await command(...args);
+  };
+}
 
 const positiveInt = integerOption({ min: 1 });
 /** A timeout the CLI waits out itself with setTimeout, which cannot wait longer. */
@@ -52,13 +71,13 @@ function buildProgram(): Command {
     .option("--policy <file>", "who may connect and do what (docs/SECURITY.md); reloaded on SIGHUP. Default: this uid and root only")
     .option("--slow-consumer <policy>", "a peer that does not read: drop its oldest messages (default) or disconnect")
     .option("--limit <name=value>", "set a broker limit, e.g. maxPeers=100 (repeatable; see docs/PROTOCOL.md)", collect)
-    .action(daemonCommand);
+    .action(lazy(daemonCommands, "daemonCommand"));
 
   program
     .command("pub")
     .description("publish a message")
     .argument("<subject>")
-    .argument("[data]", "payload text (or JSON with --json)")
+    .argument("[data]", "payload text (or JSON with --json); required unless --stdin: '' for an empty message")
     .option("--socket <path>", SOCKET_HELP)
     .option("--service <name>", SERVICE_HELP)
     .option("--json", "the data is JSON")
@@ -68,11 +87,11 @@ function buildProgram(): Command {
         "on stderr with its number and skipped, the others are still sent, and the exit code is 1",
     )
     .option("--retain", "keep as the subject's retained value")
-    .action(pubCommand);
+    .action(lazy(clientCommands, "pubCommand"));
 
   program
     .command("sub")
-    .description("print messages on a subject, one per line")
+    .description("print messages on a subject, one per line (a text with a line break or a control character as a JSON string)")
     .argument("<subject>", "subject; * matches one token, > the rest")
     .option("--socket <path>", SOCKET_HELP)
     .option("--service <name>", SERVICE_HELP)
@@ -80,7 +99,7 @@ function buildProgram(): Command {
     .option("--count <n>", "exit after n messages", positiveInt)
     .option("--queue <group>", "join a queue group")
     .option("--replay", "print the retained values first")
-    .action(subCommand);
+    .action(lazy(clientCommands, "subCommand"));
 
   program
     .command("get")
@@ -89,7 +108,7 @@ function buildProgram(): Command {
     .option("--socket <path>", SOCKET_HELP)
     .option("--service <name>", SERVICE_HELP)
     .option("--json", "print JSON")
-    .action(getCommand);
+    .action(lazy(clientCommands, "getCommand"));
 
   program
     .command("req")
@@ -100,15 +119,55 @@ function buildProgram(): Command {
     .option("--service <name>", SERVICE_HELP)
     .option("--json", "the data is JSON, and print the reply as JSON")
     .option("--timeout <ms>", "reply timeout in ms (default 5000)", positiveInt)
-    .action(reqCommand);
+    .action(lazy(clientCommands, "reqCommand"));
 
   program
-    .command("status")
-    .description("show the broker's peers, subjects and counters")
+    .command("reply")
+    .description("answer requests on a subject, with fixed data or with a command's output")
+    .argument("<subject>", "subject; * matches one token, > the rest")
+    .argument("[data]", "the reply: payload text (or JSON with --json); '' for an empty reply")
     .option("--socket <path>", SOCKET_HELP)
     .option("--service <name>", SERVICE_HELP)
-    .option("--json", "print JSON")
-    .action(statusCommand);
+    .option(
+      "--exec <command>",
+      "run the command through /bin/sh for each request: the request's payload on its stdin, " +
+        "$XPCBUS_SUBJECT its subject, its stdout (one trailing newline trimmed) the reply; its stderr goes to ours. " +
+        "A command that exits non-zero, is killed, runs over the time limit or writes over the output limit " +
+        "answers with an error (the requester's req exits 1 with it)",
+    )
+    .option("--json", "the data (or the --exec output) is JSON, and print JSON lines")
+    .option("--queue <group>", 'answer as one of this queue group: each request reaches one member (default: "responders", shared by every replier of the subject)')
+    .option("--count <n>", "exit after answering n requests", positiveInt)
+    .addHelpText(
+      "after",
+      `\nPrints one line per request answered on stdout: "<subject> <request> -> <reply>", or "-> error: <why>" (JSON lines with --json).\n` +
+        `--exec limits: ${EXEC_TIMEOUT_MS} ms per run, ${MAX_EXEC_OUTPUT_BYTES} bytes of output, ${MAX_CONCURRENT_EXECS} runs at once, ` +
+        `${MAX_WAITING_EXECS} requests waiting (past it: an error reply "busy"). SIGINT/SIGTERM kills running commands (their requesters get an error) and exits 0.`,
+    )
+    .action(lazy(replyCommands, "replyCommand"));
+
+  const statusOptions = (command: Command, watchOnly: boolean): Command => {
+    command
+      .option("--socket <path>", SOCKET_HELP)
+      .option("--service <name>", SERVICE_HELP)
+      .option("--json", watchOnly ? "one JSON line per refresh instead of the table" : "print JSON (with --watch: one JSON line per refresh)");
+    if (!watchOnly) command.option("--watch", "a live view: refreshed every --interval ms, with msgs/s per peer and per subject (as xpcbus top)");
+    return command
+      .option("--interval <ms>", `between refreshes (default ${DEFAULT_STATUS_INTERVAL_MS})`, timerMs)
+      .option("--count <n>", "exit after n refreshes", positiveInt)
+      .addHelpText(
+        "after",
+        "\nThe live view: peers (pid, exe cut to the terminal's width) with msgs/s in and out and dropped counts, and subscribed subjects " +
+          "with the deliveries/s to their subscribers (≤: an upper bound, when a subscriber holds other subscriptions too; the broker counts per peer). " +
+          "Rates are deltas of the broker's counters between two refreshes, so the first refresh has none. " +
+          "On a terminal the screen is redrawn; into a pipe each refresh is a block appended after the last.",
+      );
+  };
+
+  statusOptions(program.command("status").description("show the broker's peers, subjects and counters (--watch: live)"), false).action(
+    lazy(statusWatch, "statusOrWatchCommand"),
+  );
+  statusOptions(program.command("top").description("a live view of the broker: xpcbus status --watch"), true).action(lazy(statusWatch, "statusWatchCommand"));
 
   program
     .command("watch")
@@ -119,7 +178,7 @@ function buildProgram(): Command {
     .option("--fetch", "fetch the retained value at each wake-up")
     .option("--json", "print JSON lines")
     .option("--count <n>", "exit after n wake-ups", positiveInt)
-    .action(watchCommand);
+    .action(lazy(notifyCommands, "watchCommand"));
 
   program
     .command("launchd")
@@ -133,19 +192,25 @@ function buildProgram(): Command {
     .option("--service <name>", "mach service name (default io.xpcbus.broker, or .dev)")
     .option("--log-level <level>", "XPCBUS_LOG_LEVEL for the job (default info)")
     .option("--dry-run", "print every file write and command instead of doing it")
-    .action(launchdCommand);
+    .action(lazy(serviceCommands, "launchdCommand"));
 
   program
     .command("systemd")
     .description("Linux: print, install or uninstall xpcbus.socket + xpcbus.service (socket activation)")
+    .addHelpText(
+      "after",
+      "\ninstall checks first that systemd would take the units (for --user: a user manager, e.g. a login session or loginctl enable-linger) " +
+        "and writes nothing otherwise. The system unit has PrivateTmp=yes, so it refuses to run xpcbus or node from /tmp or /var/tmp.",
+    )
     .argument("<action>", "print | install | uninstall")
     .option("--user", "user units in ~/.config/systemd/user (default: system units in /etc/systemd/system)")
+    .option("--system", "system units in /etc/systemd/system (the default; root)")
     .option("--log-level <level>", "XPCBUS_LOG_LEVEL for the service (default info)")
     .option("--dry-run", "print every file write and command instead of doing it")
-    .action(systemdCommand);
+    .action(lazy(serviceCommands, "systemdCommand"));
 
   const policy = program.command("policy").description("check a policy file, or show what a peer may do under it");
-  policy.command("check").argument("<file>").description("validate a policy file").action(policyCheckCommand);
+  policy.command("check").argument("<file>").description("validate a policy file").action(lazy(policyCommands, "policyCheckCommand"));
   policy
     .command("explain")
     .argument("<file>")
@@ -158,7 +223,7 @@ function buildProgram(): Command {
       new Option("--exe-unverified", "the --exe was read by pid only, as the broker reports a peer it could get no pidfd for (exe rules then do not admit it)").conflicts(["pid"]),
     )
     .addHelpText("after", "\nExit codes: 0 admitted, 1 DENIED, 2 usage (a bad number, --pid with --uid, an unreadable or invalid file).")
-    .action(policyExplainCommand);
+    .action(lazy(policyCommands, "policyExplainCommand"));
 
   const notify = program.command("notify").description("notification names, as notifyutil(1) does it, through the broker");
   notify
@@ -168,7 +233,7 @@ function buildProgram(): Command {
     .option("--state <n>", "64-bit state to set before posting")
     .option("--socket <path>", SOCKET_HELP)
     .option("--service <name>", SERVICE_HELP)
-    .action(notifyPostCommand);
+    .action(lazy(notifyCommands, "notifyPostCommand"));
   notify
     .command("wait")
     .description("block until the name is posted, then print its state")
@@ -176,21 +241,21 @@ function buildProgram(): Command {
     .option("--timeout <ms>", "give up after ms (exit 1)", timerMs)
     .option("--socket <path>", SOCKET_HELP)
     .option("--service <name>", SERVICE_HELP)
-    .action(notifyWaitCommand);
+    .action(lazy(notifyCommands, "notifyWaitCommand"));
   notify
     .command("check")
     .description("register the name and print notify_check's answer and the state")
     .argument("<name>")
     .option("--socket <path>", SOCKET_HELP)
     .option("--service <name>", SERVICE_HELP)
-    .action(notifyCheckCommand);
+    .action(lazy(notifyCommands, "notifyCheckCommand"));
   notify
     .command("state")
     .description("print the name's 64-bit state")
     .argument("<name>")
     .option("--socket <path>", SOCKET_HELP)
     .option("--service <name>", SERVICE_HELP)
-    .action(notifyStateCommand);
+    .action(lazy(notifyCommands, "notifyStateCommand"));
 
   return program;
 }
@@ -205,6 +270,8 @@ async function main(argv: string[]): Promise<number> {
       // Commander has already printed its message (or the help/version text).
       return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     }
+    // Loaded only now: it brings the SDK's error classes, which --version and --help never need.
+    const { describe, exitCodeOf, ReportedFailure } = await import("./cli-error.js");
     // The command has said what went wrong already (e.g. pub --stdin, line by line).
     if (error instanceof ReportedFailure) return error.exitCode;
     const verbose = program.opts<{ verbose?: boolean }>().verbose === true;

@@ -4,7 +4,7 @@
 import { connect } from "../../client-sdk/index.js";
 import { CliError } from "./cli-error.js";
 import { EXIT_ERROR, EXIT_USAGE } from "./exit-codes.js";
-import { payloadText, printLine } from "./output.js";
+import { payloadLine, printLine } from "./output.js";
 import { brokerAddress, withClient, type CommonOptions } from "./client-commands.js";
 
 const out = printLine;
@@ -65,7 +65,7 @@ export async function watchCommand(
     if (options.json === true) {
       out(JSON.stringify({ subject, seq: event.seq, ...(event.value === undefined ? {} : { value: event.value instanceof Uint8Array ? { base64: Buffer.from(event.value).toString("base64") } : event.value, valueSeq: event.valueSeq }) }));
     } else {
-      const value = event.value === undefined ? "" : ` ${payloadText(event.value, typeof event.value === "string" ? "text" : event.value instanceof Uint8Array ? "bytes" : "json")}`;
+      const value = event.value === undefined ? "" : ` ${payloadLine(event.value, typeof event.value === "string" ? "text" : event.value instanceof Uint8Array ? "bytes" : "json")}`;
       out(`${subject} ${event.seq}${value}`);
     }
     if (options.count !== undefined && ++seen >= options.count) break;

@@ -1,5 +1,7 @@
 // How messages are printed: one line each, text by default, JSON lines with
-// --json. Bytes are shown as base64 so a line never breaks a terminal or a pipe.
+// --json. Bytes are shown as base64, and a text payload with a line break (or
+// another control character) as a JSON string, so one message is always one
+// line and never breaks a terminal or a pipe.
 
 import type { Payload, PayloadEncoding } from "../../protocol/index.js";
 import { CliError } from "./cli-error.js";
@@ -23,7 +25,23 @@ export function payloadText(data: Payload, encoding: PayloadEncoding): string {
   return JSON.stringify(data);
 }
 
-function payloadJson(data: Payload): unknown {
+/**
+ * Control characters that would split a line or drive the terminal: C0 but
+ * tab, as JSON.stringify escapes them ("\n", "\r", "\u001b").
+ */
+const LINE_BREAKING = /[\u0000-\u0008\u000a-\u001f]/;
+
+/**
+ * A payload as one line: as payloadText, but a text with a line break or
+ * another control character is printed as a JSON string ("a\nb" in quotes),
+ * so `sub` and `watch` print exactly one line per message.
+ */
+export function payloadLine(data: Payload, encoding: PayloadEncoding): string {
+  const text = payloadText(data, encoding);
+  return encoding === "text" && LINE_BREAKING.test(text) ? JSON.stringify(text) : text;
+}
+
+export function payloadJson(data: Payload): unknown {
   return data instanceof Uint8Array ? { base64: Buffer.from(data).toString("base64") } : data;
 }
 
@@ -31,7 +49,7 @@ export function messageLine(message: Printable, json: boolean): string {
   if (json) {
     return JSON.stringify({ subject: message.subject, seq: message.seq, encoding: message.encoding, data: payloadJson(message.data) });
   }
-  return `${message.subject} ${payloadText(message.data, message.encoding)}`;
+  return `${message.subject} ${payloadLine(message.data, message.encoding)}`;
 }
 
 /** Parses the data argument of pub/req: text as is, or a JSON value with --json. */
