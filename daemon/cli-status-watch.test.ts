@@ -42,6 +42,8 @@ function sample(atMs: number, peers: PeerStatus[], extra: Partial<BrokerStatus> 
       subjectCount: subjects.size,
       subjects: [...subjects].map(([subject, subscribers]) => ({ subject, subscribers })),
       retained: { count: 0, bytes: 0, maxCount: 10, maxBytes: 100 },
+      publishedCount: 0,
+      published: [],
       pendingRequests: 0,
       ...extra,
     },
@@ -64,7 +66,13 @@ describe("the status view (in process)", () => {
     expect(byId.get(2)).toMatchObject({ outPerSec: 1000, dropped: 3, droppedPerSec: 4 });
     // Connected since the last refresh: everything it counted is in this interval.
     expect(byId.get(3)).toMatchObject({ outPerSec: 40 });
-    expect(view.subjects).toEqual([{ subject: "a.>", subscribers: 2, outPerSec: 1040, exact: true }]);
+    expect(view.subjects).toEqual([{ subject: "a.>", subscribers: 2, inPerSec: null, outPerSec: 1040, exact: true }]);
+    // Publishes per subject come from the broker's `published` counters; a subject only a pattern names gets a row of its own.
+    const published = statusView(
+      sample(500, after.status.peers, { published: [{ subject: "a.b", seq: 700, messages: 600 }], publishedCount: 1 }),
+      sample(0, before.status.peers, { published: [{ subject: "a.b", seq: 200, messages: 100 }], publishedCount: 1 }),
+    );
+    expect(published.subjects).toContainEqual({ subject: "a.b", subscribers: 0, inPerSec: 1000, outPerSec: null, exact: true });
     const restarted = statusView(sample(1000, after.status.peers, { pid: 43 }), after);
     expect(restarted.peers.every((p) => p.inPerSec === null)).toBe(true);
   });
@@ -126,7 +134,8 @@ describe("xpcbus status --watch / top", () => {
     expect(top.code, top.stderr).toBe(0);
     expect(top.stdout).not.toContain("\u001b[");
     expect(top.stdout.match(/^xpcbus\/\S+ {2}pid \d+/gm)).toHaveLength(2);
-    expect(top.stdout).toMatch(/^ID\s+NAME\s+PID\s+IN\/s\s+OUT\/s\s+DROPPED\s+SUBS\s+EXE$/m);
+    expect(top.stdout).toMatch(/^ID\s+NAME\s+PID\s+IN\/s\s+OUT\/s\s+DROPPED\s+QUEUE B\s+SUBS\s+EXE$/m);
+    expect(top.stdout).toMatch(/^IN\/s\s+SUBSCRIBERS\s+OUT\/s\s+SUBJECT$/m);
     expect(top.stdout).toMatch(/ticker/);
     expect((await runCli(["status", "--interval", "100", ...s])).code).toBe(2);
     publisher.kill();

@@ -133,6 +133,8 @@ export interface PeerStatus {
   bytesIn: number;
   bytesOut: number;
   dropped: number;
+  /** Bytes waiting in the broker for this peer (its queue and what its socket has not taken); absent over XPC. */
+  queuedBytes?: number;
 }
 
 export interface BrokerStatus {
@@ -144,6 +146,10 @@ export interface BrokerStatus {
   /** The first STATUS_MAX_SUBJECTS_LISTED (1000) subscribed patterns, sorted. */
   subjects: Array<{ subject: string; subscribers: number }>;
   retained: { count: number; bytes: number; maxCount: number; maxBytes: number };
+  /** Subjects published to, as many as the broker tracks (maxTrackedSubjects). */
+  publishedCount: number;
+  /** The STATUS_MAX_SUBJECTS_LISTED most recently published: each one's last seq and publishes since the broker started tracking it. */
+  published: Array<{ subject: string; seq: number; messages: number }>;
   pendingRequests: number;
   /** The daemon's process: rss, heapUsed and arrayBuffers (bytes), fds (open descriptors). */
   process?: Record<string, number>;

@@ -32,6 +32,8 @@ export interface PeerRow {
 export interface SubjectRow {
   subject: string;
   subscribers: number;
+  /** Publishes per second to this very subject (from the broker's `published` counters); null for a pattern or before a second sample. */
+  inPerSec: number | null;
   /**
    * Deliveries per second to this subject's subscribers: the sum of their
    * out rates. The broker counts per peer, not per subject, so this is exact
@@ -75,7 +77,7 @@ export function statusView(current: Sample, previous: Sample | undefined, now = 
   };
   const peers: PeerRow[] = status.peers.map((p) => {
     const was = before.get(p.id);
-    const queued = (p as PeerStatus & { queuedBytes?: unknown }).queuedBytes;
+    const queued = p.queuedBytes;
     return {
       id: p.id,
       name: p.name,
@@ -93,6 +95,10 @@ export function statusView(current: Sample, previous: Sample | undefined, now = 
   });
   // Busiest first; equal ones in connection order, so a quiet table does not reshuffle.
   peers.sort((a, b) => (b.inPerSec ?? 0) + (b.outPerSec ?? 0) - ((a.inPerSec ?? 0) + (a.outPerSec ?? 0)) || a.id - b.id);
+  // Publishes per subject, from the broker's counters (older brokers send none).
+  const publishedBefore = new Map((sameBroker ? (previous.status.published ?? []) : []).map((x) => [x.subject, x.messages]));
+  const inRate = new Map<string, number | null>();
+  for (const p of status.published ?? []) inRate.set(p.subject, rate(p.messages, publishedBefore.get(p.subject)));
   const subjects: SubjectRow[] = status.subjects.map((s) => {
     const holders = status.peers.filter((p) => p.subscriptions.some((sub) => sub.subject === s.subject));
     let outPerSec: number | null = null;
@@ -102,9 +108,13 @@ export function statusView(current: Sample, previous: Sample | undefined, now = 
     }
     // Exact when every subscriber holds this one subscription, and all of them are listed.
     const exact = holders.length === s.subscribers && holders.every((p) => p.subscriptionCount === 1);
-    return { subject: s.subject, subscribers: s.subscribers, outPerSec: outPerSec === null ? null : Math.round(outPerSec * 10) / 10, exact };
+    const inPerSec = inRate.get(s.subject) ?? null;
+    inRate.delete(s.subject);
+    return { subject: s.subject, subscribers: s.subscribers, inPerSec, outPerSec: outPerSec === null ? null : Math.round(outPerSec * 10) / 10, exact };
   });
-  subjects.sort((a, b) => (b.outPerSec ?? 0) - (a.outPerSec ?? 0) || a.subject.localeCompare(b.subject));
+  // Subjects published to that no subscription names as such (none, or a pattern).
+  for (const [subject, inPerSec] of inRate) subjects.push({ subject, subscribers: 0, inPerSec, outPerSec: null, exact: true });
+  subjects.sort((a, b) => (b.inPerSec ?? 0) + (b.outPerSec ?? 0) - ((a.inPerSec ?? 0) + (a.outPerSec ?? 0)) || a.subject.localeCompare(b.subject));
   return {
     at: now.toISOString(),
     intervalMs: sameBroker ? Math.round(ms) : null,
@@ -193,8 +203,8 @@ export function renderView(view: StatusView, options: RenderOptions): string[] {
     view.subjects.length === 0
       ? []
       : layout(
-          [["SUBSCRIBERS", "OUT/s", "SUBJECT"], ...view.subjects.slice(0, subjectRows).map((s) => [String(s.subscribers), s.outPerSec === null ? "-" : `${s.exact ? "" : "≤"}${s.outPerSec}`, s.subject])],
-          [true, true, false],
+          [["IN/s", "SUBSCRIBERS", "OUT/s", "SUBJECT"], ...view.subjects.slice(0, subjectRows).map((s) => [s.inPerSec === null ? "-" : String(s.inPerSec), String(s.subscribers), s.outPerSec === null ? "-" : `${s.exact ? "" : "≤"}${s.outPerSec}`, s.subject])],
+          [true, true, true, false],
         );
   if (view.subjects.length > subjectRows) subjectLines.push(`… ${view.subjects.length - subjectRows} more subjects`);
   const lines = [...header, "", ...peerLines, ...(subjectLines.length > 0 ? ["", ...subjectLines] : [])];

@@ -69,6 +69,12 @@ export interface PeerLink {
   send(message: Outbound): number;
   /** Bytes written to the peer so far, for `status`. */
   readonly bytesSent: number;
+  /**
+   * Bytes waiting for the peer on the broker's side (its own queue and what
+   * the socket has not yet taken), for `status`; absent where the transport
+   * cannot tell (XPC hands messages to the system at once).
+   */
+  readonly queuedBytes?: number;
   /** Sends what is queued, then closes. Idempotent. */
   close(): void;
   /**

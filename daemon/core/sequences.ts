@@ -31,7 +31,7 @@ export class Sequences {
   // their last value: the order per subject holds, only contiguity is lost.
   // Each value sits in a holder, so a publish costs one cache lookup (which
   // also marks it recently used) and no second write into the cache.
-  readonly #last: LRUCache<string, { value: number }>;
+  readonly #last: LRUCache<string, { value: number; count: number }>;
   #highest: number;
   #reserved: number;
 
@@ -55,9 +55,28 @@ export class Sequences {
       this.#highest = value;
       if (value > this.#reserved) this.#reserveFrom(value);
     }
-    if (held !== undefined) held.value = value;
-    else this.#last.set(subject, { value });
+    if (held !== undefined) {
+      held.value = value;
+      held.count++;
+    } else {
+      this.#last.set(subject, { value, count: 1 });
+    }
     return value;
+  }
+
+  /** Subjects tracked (at most maxTrackedSubjects). */
+  get size(): number {
+    return this.#last.size;
+  }
+
+  /** Up to `limit` subjects, most recently published first: the last value and the publishes counted since tracked. */
+  recent(limit: number): Array<{ subject: string; seq: number; messages: number }> {
+    const out: Array<{ subject: string; seq: number; messages: number }> = [];
+    for (const [subject, held] of this.#last.entries()) {
+      if (out.length >= limit) break;
+      out.push({ subject, seq: held.value, messages: held.count });
+    }
+    return out;
   }
 
   #reserveFrom(value: number): void {

@@ -78,6 +78,10 @@ export class UnixPeerLink implements PeerLink {
     return this.#queue.messageBytes;
   }
 
+  get queuedBytes(): number {
+    return this.#queue.messageBytes + this.#queue.answerBytes + this.#writer.bufferedBytes;
+  }
+
   dropOldest(bytes: number): number {
     return this.#queue.dropOldest(bytes);
   }

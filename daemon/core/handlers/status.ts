@@ -50,6 +50,7 @@ function peerStatus(s: Session): PeerStatus {
     bytesIn: wireUint(s.bytesIn) as number,
     bytesOut: wireUint(s.link.bytesSent) as number,
     dropped: wireUint(s.dropped) as number,
+    ...(s.link.queuedBytes === undefined ? {} : { queuedBytes: s.link.queuedBytes }),
   };
 }
 
@@ -70,6 +71,8 @@ export function status(ctx: BrokerContext, source: StatusSource): BrokerStatus {
       maxCount: ctx.retained.maxEntries,
       maxBytes: wireUint(ctx.retained.maxBytes) as number,
     },
+    publishedCount: ctx.sequences.size,
+    published: ctx.sequences.recent(STATUS_MAX_SUBJECTS_LISTED).map((p) => ({ subject: p.subject, seq: wireUint(p.seq) as number, messages: wireUint(p.messages) as number })),
     pendingRequests: ctx.requests.size,
     ...(source.describeProcess === undefined ? {} : { process: source.describeProcess() }),
   };
