@@ -136,6 +136,15 @@ describe("xpcbus CLI", () => {
   });
 });
 
+describe("a reader that stops early", () => {
+  it("ends the command quietly: `xpcbus --help | head -1` exits 0 with no trace", () => {
+    const run = spawnSync("bash", ["-o", "pipefail", "-c", `"${process.execPath}" "${CLI}" --help | head -1`], { encoding: "utf8" });
+    expect(run.stdout).toMatch(/^Usage: xpcbus/);
+    expect(run.stderr).toBe("");
+    expect(run.status).toBe(0);
+  });
+});
+
 describe("start-up", () => {
   /** The npm packages `xpcbus ...args` loaded, from node's module cache at exit (a preloaded hook prints it). */
   function packagesLoaded(args: string[]): string[] {

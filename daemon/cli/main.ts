@@ -8,6 +8,13 @@ import { DEFAULT_STATUS_INTERVAL_MS, EXEC_TIMEOUT_MS, MAX_CONCURRENT_EXECS, MAX_
 import { EXIT_OK, EXIT_USAGE } from "./exit-codes.js";
 import { integerOption, MAX_TIMER_MS } from "./integer-option.js";
 
+// A reader that stops early (`xpcbus sub … | head`, `xpcbus --help | head`)
+// closes the pipe: that ends the command quietly, as it does for any Unix tool.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(EXIT_OK);
+  throw error;
+});
+
 // Each command's code is loaded only when that command runs: start-up pays
 // for commander and these declarations, not for the plist library, pino or
 // the broker core that other commands need (`xpcbus pub` would otherwise
