@@ -109,7 +109,8 @@ describe.skipIf(!canPrlimit)("a daemon that can get no pidfd for a peer", () => 
     const dir = tempDir();
     const file = join(dir, "policy.json");
     const me = process.getuid!();
-    const exeRule = { name: "node", match: { uid: [me], exe: [process.execPath] }, connect: "allow", publish: [">"], subscribe: [">"] };
+    // monitor: the observer reads the other connections in status.
+    const exeRule = { name: "node", match: { uid: [me], exe: [process.execPath] }, connect: "allow", publish: [">"], subscribe: [">"], monitor: true };
     writeFileSync(file, JSON.stringify({ version: 1, rules: [exeRule], otherwise: "deny" }));
     const broker = await startBroker({ args: ["--policy", file] });
     const observer = await connect({ socket: broker.socket, name: "observer", reconnect: false });

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { InvalidArgumentError, subjectProblem } from "../protocol/index.js";
 import { RIGHTS, type Policy, type PolicyMatch, type PolicyRule } from "./core/policy.js";
 
-const RULE_KEYS = ["name", "match", "connect", ...RIGHTS];
+const RULE_KEYS = ["name", "match", "connect", ...RIGHTS, "monitor"];
 const MATCH_KEYS = ["uid", "gid", "exe", "codeSigning", "teamId"];
 
 function fail(path: string, where: string, why: string): never {
@@ -72,6 +72,11 @@ export function parsePolicy(text: string, path: string): Policy {
         if (problem !== undefined) fail(path, `${where}.${right}[${k}]`, problem);
       });
       out[right] = patterns;
+    }
+    const monitor = rule["monitor"];
+    if (monitor !== undefined) {
+      if (typeof monitor !== "boolean") fail(path, `${where}.monitor`, "must be true or false");
+      out.monitor = monitor;
     }
     return out;
   });

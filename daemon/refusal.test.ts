@@ -17,7 +17,7 @@ afterEach(async () => {
 });
 
 const me = process.getuid!();
-const ADMIT_ME = { version: 1, rules: [{ name: "me", match: { uid: [me] }, connect: "allow", publish: [">"], subscribe: [">"], request: [">"], watch: [">"] }] };
+const ADMIT_ME = { version: 1, rules: [{ name: "me", match: { uid: [me] }, connect: "allow", publish: [">"], subscribe: [">"], request: [">"], watch: [">"], monitor: true }] };
 const DENY_ALL = { version: 1, rules: [], otherwise: "deny" };
 const FAST_RECONNECT = { initialDelayMs: 10, maxDelayMs: 40 };
 

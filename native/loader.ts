@@ -163,7 +163,7 @@ export interface NativeAddon {
   readonly platform: string;
   peerCredentials(fd: number): NativePeerCredentials;
   // Linux half
-  NotifyTableWriter?: new (path: string, slots: number) => NativeNotifyTableWriter;
+  NotifyTableWriter?: new (path: string, slots: number, readerUid?: number) => NativeNotifyTableWriter;
   NotifyTableReader?: new (path: string) => NativeNotifyTableReader;
   NotifyWaiter?: new (reader: NativeNotifyTableReader, onWake: () => void, options?: { perSlot?: boolean }) => NativeNotifyWaiter;
   /** JS -> value tree -> JS, for tests of the shared conversion code. */

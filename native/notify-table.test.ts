@@ -1,6 +1,7 @@
 // The Linux notify center's native half on its own: writer, reader, waiter,
 // in both waiting modes, and what happens after close.
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -47,7 +48,7 @@ describe.skipIf(!linux)("notify table (Linux)", () => {
     const reader = new NotifyTableReader(path);
     expect(reader.slotCount).toBe(16);
     expect(reader.instance).toBe(writer.instance);
-    expect(statSync(path).mode & 0o777).toBe(0o644);
+    expect(statSync(path).mode & 0o777).toBe(0o600); // its readers only: docs/SECURITY.md, "The notify table"
     writer.assign(3, 0xabc, 41n);
     expect([reader.state(3), reader.generation(3), reader.nameHash(3)]).toEqual([41n, 1, 0xabc]);
     const seen = reader.generation(3);
@@ -66,6 +67,34 @@ describe.skipIf(!linux)("notify table (Linux)", () => {
     expect(reader.writableErrno()).toBe(13); // EACCES: the file was opened read-only
     writer.close();
     reader.close();
+  });
+
+  it("lets the one reader uid it is made for read it, by an ACL, and nobody else open it", () => {
+    chmodSync(dir, 0o755); // traversable, so the file's own access is what is tested
+    const path = tablePath();
+    const writer = new NotifyTableWriter(path, 4, 65534);
+    const plain = tablePath();
+    const ownerOnly = new NotifyTableWriter(plain, 4);
+    // Owned by the writer; 0640 is the ACL's mask (the owning group's own entry is empty).
+    expect(statSync(path).mode & 0o777).toBe(0o640);
+    expect(statSync(path).uid).toBe(process.getuid!());
+    expect(statSync(plain).mode & 0o777).toBe(0o600);
+    const canSetpriv = process.getuid!() === 0 && spawnSync("sh", ["-c", "command -v setpriv"]).status === 0;
+    if (canSetpriv) {
+      const as = (uid: number, code: string): string =>
+        spawnSync("/usr/bin/setpriv", [`--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", process.execPath, "-e",
+          `const fs = require("fs"); const t = (f) => { try { f(); return "ok" } catch (e) { return e.code } }; ${code}`]).stdout.toString().trim();
+      const probe = (file: string) =>
+        `console.log([t(() => fs.openSync(${JSON.stringify(file)}, "r")), t(() => fs.openSync(${JSON.stringify(file)}, "r+")), t(() => fs.chmodSync(${JSON.stringify(file)}, 0o666)), t(() => fs.truncateSync(${JSON.stringify(file)}, 0))].join(" "))`;
+      expect(as(65534, probe(path))).toBe("ok EACCES EPERM EACCES");
+      expect(as(65534, probe(plain))).toBe("EACCES EACCES EPERM EACCES");
+      expect(as(4242, probe(path))).toBe("EACCES EACCES EPERM EACCES");
+    }
+    expect(() => new NotifyTableWriter(tablePath(), 4, -1)).toThrow(RangeError);
+    expect(() => new NotifyTableWriter(tablePath(), 4, 2 ** 32 - 1)).toThrow(RangeError);
+    expect(() => new NotifyTableWriter(tablePath(), 4, "1000" as never)).toThrow(TypeError);
+    writer.close();
+    ownerOnly.close();
   });
 
   it("rejects bad arguments, a file that is not a table, and a second writer", () => {

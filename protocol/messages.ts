@@ -141,6 +141,16 @@ export interface BrokerStatus {
   server: string;
   pid: number;
   startedAt: string;
+  /**
+   * What the answer covers: "broker", everything (the asking peer has the
+   * `monitor` right); "peer", the asking peer's own connection only: `peers`
+   * holds its entry alone, `subjects` and `published` are empty, their counts,
+   * `retained.count`, `retained.bytes` and `pendingRequests` are 0 and
+   * `process` is absent (docs/PROTOCOL.md §6.3). Absent from older brokers,
+   * which always answered everything.
+   */
+  scope?: "broker" | "peer";
+  /** Every open connection; with scope "peer", the asking one alone. */
   peers: PeerStatus[];
   subjectCount: number;
   /** The first STATUS_MAX_SUBJECTS_LISTED (1000) subscribed patterns, sorted. */

@@ -9,6 +9,7 @@ import { CliError } from "./cli-error.js";
 import { EXIT_ERROR, EXIT_USAGE } from "./exit-codes.js";
 import { publishLines } from "./pub-stdin.js";
 import { messageLine, parseData, payloadText, printLine } from "./output.js";
+import { OWN_CONNECTION_ONLY } from "./status-view.js";
 
 export interface CommonOptions {
   socket?: string;
@@ -123,14 +124,19 @@ export async function statusCommand(options: CommonOptions & { json?: boolean })
 
 function printStatus(status: BrokerStatus): void {
   out(`${status.server}  pid ${status.pid}  since ${status.startedAt}`);
-  out(`retained: ${status.retained.count} values, ${status.retained.bytes} bytes (max ${status.retained.maxCount} / ${status.retained.maxBytes})`);
-  out(`pending requests: ${status.pendingRequests}`);
+  const own = status.scope === "peer";
+  if (own) out(OWN_CONNECTION_ONLY);
+  else {
+    out(`retained: ${status.retained.count} values, ${status.retained.bytes} bytes (max ${status.retained.maxCount} / ${status.retained.maxBytes})`);
+    out(`pending requests: ${status.pendingRequests}`);
+  }
   out(`peers: ${status.peers.length}`);
   for (const p of status.peers) {
     // exeVerified is absent from an older broker's status: show nothing then.
     const who = `pid ${p.pid ?? "?"} uid ${p.uid ?? "?"} ${p.exe ?? "(exe unknown)"}${p.exe !== null && p.exeVerified === false ? " (exe not verified)" : ""}`;
     out(`  #${p.id} ${p.name || "(no name)"}  ${who}  subs ${p.subscriptionCount}  in ${p.msgsIn}  out ${p.msgsOut}  dropped ${p.dropped}`);
   }
+  if (own) return;
   out(`subscribed subjects: ${status.subjects.length}`);
   for (const s of status.subjects) out(`  ${s.subject}  ${s.subscribers}`);
 }

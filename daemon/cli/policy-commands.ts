@@ -87,6 +87,7 @@ export function policyExplainCommand(file: string, options: { pid?: number; uid?
     `identity: ${describeIdentity(identity)}`,
     `${grant.allowed ? "admitted" : "DENIED"}: ${grant.reason}`,
     ...(grant.allowed ? RIGHTS.map((right) => `  ${right}: ${grant.rights[right].length > 0 ? grant.rights[right].join(" ") : "(nothing)"}`) : []),
+    ...(grant.allowed ? [`  monitor: ${grant.monitor ? "yes (status shows the whole broker)" : "no (status shows its own connection only)"}`] : []),
   ];
   process.stdout.write(`${out.join("\n")}\n`);
   // Like grep: scripts can branch on the verdict; stdout has already said it.

@@ -5,6 +5,9 @@
 
 import type { BrokerStatus, PeerStatus } from "../../protocol/index.js";
 
+/** What the CLI says when the broker showed this connection only (status scope "peer": no `monitor` right). */
+export const OWN_CONNECTION_ONLY = "this connection only: the policy gives it no monitor right, so the broker shows nothing of other peers";
+
 /** One status answer and when it arrived (ms, monotonic). */
 export interface Sample {
   status: BrokerStatus;
@@ -51,6 +54,8 @@ export interface StatusView {
   broker: {
     pid: number;
     server: string;
+    /** "peer" when the broker showed this connection only (no `monitor` right): the counts below are then 0, not the broker's. */
+    scope: "broker" | "peer";
     startedAt: string;
     peers: number;
     subjects: number;
@@ -121,6 +126,7 @@ export function statusView(current: Sample, previous: Sample | undefined, now = 
     broker: {
       pid: status.pid,
       server: status.server,
+      scope: status.scope ?? "broker",
       startedAt: status.startedAt,
       peers: status.peers.length,
       subjects: status.subjectCount,
@@ -170,7 +176,9 @@ export function renderView(view: StatusView, options: RenderOptions): string[] {
   const memory = b.process === null ? "" : `  rss ${mib(b.process["rss"])}  fds ${b.process["fds"] ?? "?"}`;
   const header = [
     `${b.server}  pid ${b.pid}  ${view.at}${view.intervalMs === null ? "  (rates from the next refresh)" : `  (rates over ${view.intervalMs} ms)`}`,
-    `peers ${b.peers}  subjects ${b.subjects}  pending requests ${b.pendingRequests}  retained ${b.retained.count} (${b.retained.bytes} B)${memory}`,
+    b.scope === "peer"
+      ? OWN_CONNECTION_ONLY
+      : `peers ${b.peers}  subjects ${b.subjects}  pending requests ${b.pendingRequests}  retained ${b.retained.count} (${b.retained.bytes} B)${memory}`,
   ];
   const showQueue = view.peers.some((p) => p.queuedBytes !== null);
   const peerHeader = ["ID", "NAME", "PID", "IN/s", "OUT/s", "DROPPED", ...(showQueue ? ["QUEUE B"] : []), "SUBS", "EXE"];

@@ -7,7 +7,7 @@
 // Unix socket and XPC.
 
 import pino, { type Logger } from "pino";
-import type { BrokerStatus, ClientOp } from "../../protocol/index.js";
+import type { BrokerStatus, ClientOp, NotifyInfo } from "../../protocol/index.js";
 import { InvalidArgumentError, PROTOCOL_VERSION } from "../../protocol/index.js";
 import * as handlers from "./handlers/index.js";
 import type { Notifier } from "./notifier.js";
@@ -64,6 +64,16 @@ function shielded(notifier: Notifier, log: Logger): Notifier {
       return notifier.info;
     },
     subjectOf: (name) => notifier.subjectOf(name),
+    // Without join, every peer gets `info`; a join that throws leaves its peer without notifications (the broker logs it).
+    join: (uid) => notifier.join?.(uid),
+    leave(uid) {
+      try {
+        notifier.leave?.(uid);
+      } catch (error) {
+        log.warn({ err: error, uid }, "notifier failed to let a uid go");
+      }
+    },
+    infoFor: (uid) => (notifier.infoFor === undefined ? notifier.info : notifier.infoFor(uid)),
     published(subject, seq) {
       try {
         notifier.published(subject, seq);
@@ -73,10 +83,10 @@ function shielded(notifier: Notifier, log: Logger): Notifier {
         failing = true;
       }
     },
-    watch: (name, initial) => notifier.watch(name, initial),
-    unwatch(name) {
+    watch: (name, initial, uid) => notifier.watch(name, initial, uid),
+    unwatch(name, uid) {
       try {
-        notifier.unwatch(name);
+        notifier.unwatch(name, uid);
       } catch (error) {
         log.warn({ err: error, notifyName: name }, "notifier failed to drop a watch");
       }
@@ -95,6 +105,8 @@ export class Broker implements SessionHost {
   readonly #index = new SubjectIndex<Session, SubscriptionEntry>();
   readonly #requests = new RequestTable();
   readonly #notifier: Notifier | undefined;
+  /** Peers the notifier joined (welcomed, and the join did not fail): each gets one leave when it goes. */
+  readonly #notifyJoined = new Set<Session>();
   readonly #slowConsumer: SlowConsumerPolicy;
   /** What the op handlers work on: the tables above, policy checks and delivery. */
   readonly #context: handlers.BrokerContext;
@@ -191,9 +203,30 @@ export class Broker implements SessionHost {
         maxRequestTimeoutMs: l.maxRequestTimeoutMs,
         maxWatchesPerPeer: l.maxWatchesPerPeer,
       },
-      ...(this.#notifier === undefined ? {} : { notify: this.#notifier.info }),
+      ...this.#notifyInfo(session),
       ...(id === undefined ? {} : { id }),
     });
+  }
+
+  /**
+   * What this peer's `welcome.notify` says, or nothing: a notifier may serve
+   * each uid its own way (Linux: each uid its own table) or not at all.
+   */
+  #notifyInfo(session: Session): { notify?: NotifyInfo } {
+    const notifier = this.#context.notifier;
+    if (notifier === undefined) return {};
+    const uid = session.link.identity.uid;
+    if (this.#sessions.get(session.id) === session && !this.#notifyJoined.has(session)) {
+      try {
+        notifier.join?.(uid);
+        this.#notifyJoined.add(session);
+      } catch (error) {
+        session.log.warn({ err: error }, "no notifications for this peer: the notifier could not serve its uid");
+        return {};
+      }
+    }
+    const info = notifier.infoFor?.(uid);
+    return info === undefined ? {} : { notify: info };
   }
 
   handle(session: Session, op: ClientOp): void {
@@ -213,7 +246,8 @@ export class Broker implements SessionHost {
         session.send({ op: "pong", ...(op.id === undefined ? {} : { id: op.id }) });
         return;
       case "status":
-        session.send({ op: "ok", id: op.id, status: this.status() });
+        // What a peer may see of the others depends on its `monitor` right (handlers/status.ts).
+        session.send({ op: "ok", id: op.id, status: handlers.status(ctx, this.#statusSource, session) });
         return;
       case "watch":
         return handlers.watch(ctx, session, op);
@@ -233,11 +267,14 @@ export class Broker implements SessionHost {
     if (this.#sessions.get(session.id) !== session) return;
     this.#sessions.delete(session.id);
     for (const entry of session.takeSubscriptions()) this.#index.remove(entry);
-    for (const name of session.takeWatches()) this.#context.notifier?.unwatch(name);
+    const uid = session.link.identity.uid;
+    for (const name of session.takeWatches()) this.#context.notifier?.unwatch(name, uid);
+    if (this.#notifyJoined.delete(session)) this.#context.notifier?.leave?.(uid);
     this.#requests.dropPeer(session);
     session.log.debug("peer disconnected");
   }
 
+  /** Everything, whatever the policy: for the embedding application, which is not a peer. */
   status(): BrokerStatus {
     return handlers.status(this.#context, this.#statusSource);
   }

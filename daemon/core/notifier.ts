@@ -19,8 +19,23 @@ export interface NotifyRefusal {
 }
 
 export interface Notifier {
-  /** What `welcome.notify` tells clients. */
+  /** What `welcome.notify` tells clients (of the broker's own uid, where join() tells each peer its own). */
   readonly info: NotifyInfo;
+  /**
+   * A peer of `uid` was welcomed (null: its uid is unknown). The notifier may
+   * make what that peer's notifications need (Linux: the uid's own table) and
+   * may throw when it cannot; then the peer gets none. Each join is paired
+   * with one leave(uid) when the peer goes, after its watches ended. Without
+   * join/leave/infoFor, every peer gets `info`.
+   */
+  join?(uid: number | null): void;
+  leave?(uid: number | null): void;
+  /**
+   * What `welcome.notify` tells a joined peer of `uid`, or undefined when it
+   * is served no notifications (then its `watch`, `unwatch`, `post` and
+   * `state` answer `notify_unavailable`). Cheap: asked on every notify op.
+   */
+  infoFor?(uid: number | null): NotifyInfo | undefined;
   /**
    * The subject a notification name stands for: `<prefix>.<subject>` under
    * this notifier's prefix, with a valid concrete subject; undefined for any
@@ -30,10 +45,16 @@ export interface Notifier {
   subjectOf(name: string): string | undefined;
   /** After every publish: post `<prefix>.<subject>` with state = seq. Must be cheap when nobody watches. */
   published(subject: string, seq: number): void;
-  /** A peer's interest in `name` (counted once per peer); `initial` is the state to start from when the name is new. */
-  watch(name: string, initial: bigint): NotifyRegistration | NotifyRefusal;
-  /** Undoes one watch of `name`. */
-  unwatch(name: string): void;
+  /**
+   * A peer's interest in `name` (counted once per peer), the peer being of
+   * `uid` (omitted: the broker's own); `initial` is the state to start from
+   * when the name is new. Called only after the policy let that peer watch
+   * `name`: a notifier that keeps what each uid watches apart (Linux) shows
+   * a uid nothing of names it was not let watch.
+   */
+  watch(name: string, initial: bigint, uid?: number | null): NotifyRegistration | NotifyRefusal;
+  /** Undoes one watch of `name` by a peer of `uid`. */
+  unwatch(name: string, uid?: number | null): void;
   /** Posts `name`, setting its state first when given. */
   post(name: string, state: bigint | undefined): void;
   /** The state of `name`, or undefined if the notifier knows nothing of it. */

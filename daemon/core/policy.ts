@@ -11,6 +11,7 @@
 
 import type { PeerIdentity } from "./peer-link.js";
 
+/** The rights given on subjects, each as a list of subject patterns. */
 export const RIGHTS = ["publish", "subscribe", "request", "watch"] as const;
 export type Right = (typeof RIGHTS)[number];
 
@@ -34,6 +35,13 @@ export interface PolicyRule {
   subscribe?: string[];
   request?: string[];
   watch?: string[];
+  /**
+   * Whether `status` shows this peer the whole broker (every peer, the
+   * subject map, publish counters, retained and process figures) rather than
+   * its own connection only. Not about subjects, so a flag: `true` grants it,
+   * left out (or `false`) does not.
+   */
+  monitor?: boolean;
 }
 
 export interface Policy {
@@ -56,6 +64,8 @@ export interface Grant {
   /** Why, naming the identity attribute that decided. */
   reason: string;
   rights: Record<Right, string[]>;
+  /** Whether `status` shows the whole broker, not only the peer's own connection. */
+  monitor: boolean;
 }
 
 const NOTHING: Record<Right, string[]> = { publish: [], subscribe: [], request: [], watch: [] };
@@ -66,7 +76,7 @@ export function ownerOnlyPolicy(ownerUid: number): Policy {
   const uids = ownerUid === 0 ? [0] : [ownerUid, 0];
   const who = ownerUid === 0 ? "root" : `uid ${ownerUid} and root`;
   return {
-    rules: [{ name: "owner", match: { uid: uids }, connect: "allow", ...EVERYTHING }],
+    rules: [{ name: "owner", match: { uid: uids }, connect: "allow", ...EVERYTHING, monitor: true }],
     otherwise: "deny",
     source: `the built-in policy (${who} only)`,
     refusal: `only ${who} may use this broker (no --policy given)`,
@@ -190,6 +200,7 @@ export function evaluate(policy: Policy, identity: PeerIdentity, check?: CodeSig
       rule: rule.name,
       reason: `rule "${rule.name}" (matching ${matchedOn(rule.match)}) ${allowed ? "admits" : "denies"} ${describeIdentity(identity)}${unverifiedNote(skipped)}`,
       rights: allowed ? { publish: rule.publish ?? [], subscribe: rule.subscribe ?? [], request: rule.request ?? [], watch: rule.watch ?? [] } : NOTHING,
+      monitor: allowed && rule.monitor === true,
     };
   }
   const allowed = policy.otherwise === "allow";
@@ -202,6 +213,8 @@ export function evaluate(policy: Policy, identity: PeerIdentity, check?: CodeSig
     rule: "otherwise",
     reason: `${reason}${unverifiedNote(skipped)}`,
     rights: allowed ? EVERYTHING : NOTHING,
+    // `otherwise: "allow"` is every right, this one included.
+    monitor: allowed,
   };
 }
 
@@ -234,4 +247,9 @@ export function covers(right: string, requested: string): boolean {
 
 export function permits(grant: Grant, right: Right, subject: string): boolean {
   return grant.rights[right].some((pattern) => covers(pattern, subject));
+}
+
+/** Whether `status` shows this peer the whole broker; a peer judged by no policy (grant undefined) may do everything. */
+export function mayMonitor(grant: Grant | undefined): boolean {
+  return grant === undefined || grant.monitor;
 }

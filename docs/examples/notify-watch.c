@@ -4,9 +4,13 @@
  *
  *   cc -O2 -o notify-watch notify-watch.c
  *   ./notify-watch "$XDG_RUNTIME_DIR/xpcbus/broker.sock.notify" io.xpcbus.broker.battery.level
+ *   ./notify-watch "/run/xpcbus/broker.sock.notify.$(id -u)" io.xpcbus.broker.battery.level
  *
- * The name must hold a slot: some client has sent {"op":"watch","name":...}
- * and is still connected (a C client would send it itself; see PROTOCOL.md).
+ * The first is a per-user broker's table, the second a system broker's table
+ * for your uid (each uid has its own, readable by it alone: the path is the
+ * one `welcome.notify.table` gives). The name must hold a slot in that table:
+ * some client of your uid has sent {"op":"watch","name":...} and is still
+ * connected (a C client would send it itself; see PROTOCOL.md).
  * Prints "state N" after every post (coalesced when posts come faster).
  */
 #define _GNU_SOURCE

@@ -13,6 +13,12 @@ import type { BrokerContext } from "./context.js";
 
 function notifierFor(ctx: BrokerContext, session: Session, id: number | undefined): Notifier | undefined {
   if (ctx.notifier === undefined) session.error("notify_unavailable", "this broker posts no notifications", id);
+  // A peer whose welcome had no `notify` (Linux: the broker keeps no table
+  // its uid may read) is served none of the four ops, as its welcome said.
+  else if (ctx.notifier.infoFor?.(session.link.identity.uid) === undefined) {
+    session.error("notify_unavailable", `this broker posts no notifications to uid ${session.link.identity.uid ?? "unknown"}`, id);
+    return undefined;
+  }
   return ctx.notifier;
 }
 
@@ -58,14 +64,16 @@ export function watch(ctx: BrokerContext, session: Session, op: WatchOp): void {
     session.error("too_many_watches", `a peer may watch at most ${ctx.limits.maxWatchesPerPeer} names`, op.id);
     return;
   }
-  const registered = attempt(session, op, () => notifier.watch(op.name, initialState(ctx, notifier, op.name)));
+  // The slot goes into this peer's uid's table only: that uid was let watch the name.
+  const uid = session.link.identity.uid;
+  const registered = attempt(session, op, () => notifier.watch(op.name, initialState(ctx, notifier, op.name), uid));
   if (registered === FAILED) return;
   if ("code" in registered) {
     session.error(registered.code, registered.reason, op.id);
     return;
   }
   // Watching a name twice from one connection counts once.
-  if (already) notifier.unwatch(op.name);
+  if (already) notifier.unwatch(op.name, uid);
   else session.addWatch(op.name);
   session.send({ op: "ok", id: op.id, name: op.name, ...registered });
 }
@@ -77,7 +85,7 @@ export function unwatch(ctx: BrokerContext, session: Session, op: UnwatchOp): vo
     session.error("not_watching", `this connection does not watch "${op.name}"`, op.id);
     return;
   }
-  notifier.unwatch(op.name);
+  notifier.unwatch(op.name, session.link.identity.uid);
   if (op.id !== undefined) session.send({ op: "ok", id: op.id });
 }
 
@@ -99,6 +107,10 @@ export function post(ctx: BrokerContext, session: Session, op: PostOp): void {
 export function state(ctx: BrokerContext, session: Session, op: StateOp): void {
   const notifier = notifierFor(ctx, session, op.id);
   if (notifier === undefined) return;
+  // A subject's state is its last seq: when it was last published. Reading it
+  // needs what watching it needs (same check as watch above), or a peer could
+  // poll what it may not watch.
+  if (!ctx.allowed(session, "watch", notifier.subjectOf(op.name) ?? ">", op.id)) return;
   const known = attempt(session, op, () => notifier.state(op.name));
   if (known === FAILED) return;
   const derived = initialState(ctx, notifier, op.name);

@@ -1,8 +1,12 @@
 // `status`: what the broker holds, for operators (`xpcbus status`) and tests.
 // Lists are capped so the answer of a full broker fits any client's frame
-// limit; the counts beside them are always exact.
+// limit; the counts beside them are always exact. Only a peer with the
+// `monitor` right sees the whole broker; any other gets its own connection
+// and the broker's fixed facts, in the same shape (docs/PROTOCOL.md §6.3,
+// docs/SECURITY.md "What a peer can learn").
 
 import type { BrokerStatus, PeerStatus } from "../../../protocol/index.js";
+import { mayMonitor } from "../policy.js";
 import type { Session } from "../session.js";
 import { SERVER_VERSION } from "../version.js";
 import { wireUint, type BrokerContext } from "./context.js";
@@ -54,7 +58,13 @@ function peerStatus(s: Session): PeerStatus {
   };
 }
 
-export function status(ctx: BrokerContext, source: StatusSource): BrokerStatus {
+/**
+ * The status `viewer` may see: everything when it has the `monitor` right
+ * (or when there is no viewer: the embedding application asking in process);
+ * else its own connection only.
+ */
+export function status(ctx: BrokerContext, source: StatusSource, viewer?: Session): BrokerStatus {
+  if (viewer !== undefined && !mayMonitor(viewer.grant)) return ownStatus(ctx, source, viewer);
   const peers: PeerStatus[] = [];
   const subjects = ctx.index.patterns();
   for (const s of source.sessions.values()) peers.push(peerStatus(s));
@@ -62,6 +72,7 @@ export function status(ctx: BrokerContext, source: StatusSource): BrokerStatus {
     server: SERVER_VERSION,
     pid: source.pid,
     startedAt: source.startedAt.toISOString(),
+    scope: "broker",
     peers,
     subjectCount: subjects.length,
     subjects: subjects.slice(0, STATUS_MAX_SUBJECTS_LISTED),
@@ -75,5 +86,32 @@ export function status(ctx: BrokerContext, source: StatusSource): BrokerStatus {
     published: ctx.sequences.recent(STATUS_MAX_SUBJECTS_LISTED).map((p) => ({ subject: p.subject, seq: wireUint(p.seq) as number, messages: wireUint(p.messages) as number })),
     pendingRequests: ctx.requests.size,
     ...(source.describeProcess === undefined ? {} : { process: source.describeProcess() }),
+  };
+}
+
+/**
+ * A peer without `monitor`: the same keys, so clients need no change, but
+ * nothing about anyone else. Its own entry in `peers` (its identity, its
+ * subscriptions, its counters: all things it knows or did), the broker's
+ * version, pid and start time, and the retained bounds (configuration,
+ * not use). Everything that counts or names what others do is empty or
+ * 0: the subject map, the publish counters, the retained count and bytes,
+ * the pending requests; `process` is left out. A count of the peer's own
+ * share would still move with what others do (a pattern's subscribers, a
+ * subject's `messages`), so none is given.
+ */
+function ownStatus(ctx: BrokerContext, source: StatusSource, viewer: Session): BrokerStatus {
+  return {
+    server: SERVER_VERSION,
+    pid: source.pid,
+    startedAt: source.startedAt.toISOString(),
+    scope: "peer",
+    peers: [peerStatus(viewer)],
+    subjectCount: 0,
+    subjects: [],
+    retained: { count: 0, bytes: 0, maxCount: ctx.retained.maxEntries, maxBytes: wireUint(ctx.retained.maxBytes) as number },
+    publishedCount: 0,
+    published: [],
+    pendingRequests: 0,
   };
 }

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +33,38 @@ namespace xpcbus {
 namespace {
 
 constexpr const char* kWriterClosed = "the notify table is closed";
+
+// The POSIX ACL as the kernel takes it in the "system.posix_acl_access"
+// extended attribute (linux/posix_acl_xattr.h; little-endian, like the hosts
+// we build for): a version word, then entries sorted by tag, then by id.
+struct AclXattrEntry {
+  uint16_t tag;
+  uint16_t perm;
+  uint32_t id;
+};
+constexpr uint32_t kAclXattrVersion = 2;
+constexpr uint16_t kAclUserObj = 0x01, kAclUser = 0x02, kAclGroupObj = 0x04, kAclMask = 0x10, kAclOther = 0x20;
+constexpr uint16_t kAclRead = 4, kAclWrite = 2;
+constexpr uint32_t kAclUndefinedId = 0xffffffffu;
+
+// Lets `uid` read the table and nobody else but its owner (the broker) touch
+// it: owner rw-, user:<uid> r--, group ---, mask r--, other ---. The reader is
+// not the owner, so it can neither chmod the file nor truncate it (a
+// truncated table would SIGBUS the broker's next post). 0, or the errno
+// (EOPNOTSUPP: the file system keeps no ACLs).
+int GrantRead(int fd, uint32_t uid) {
+  struct {
+    uint32_t version;
+    AclXattrEntry entries[5];
+  } acl = {kAclXattrVersion,
+           {{kAclUserObj, kAclRead | kAclWrite, kAclUndefinedId},
+            {kAclUser, kAclRead, uid},
+            {kAclGroupObj, 0, kAclUndefinedId},
+            {kAclMask, kAclRead, kAclUndefinedId},
+            {kAclOther, 0, kAclUndefinedId}}};
+  static_assert(sizeof(acl) == 4 + 5 * 8, "the kernel's ACL xattr layout has no padding");
+  return fsetxattr(fd, "system.posix_acl_access", &acl, sizeof(acl), 0) == 0 ? 0 : errno;
+}
 
 }  // namespace
 
@@ -113,8 +146,9 @@ Napi::Function NotifyTableWriter::Init(Napi::Env env) {
 
 NotifyTableWriter::NotifyTableWriter(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NotifyTableWriter>(info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {
-    Napi::TypeError::New(env, "new NotifyTableWriter(path, slotCount)").ThrowAsJavaScriptException();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber() ||
+      (info.Length() > 2 && !info[2].IsUndefined() && !info[2].IsNumber())) {
+    Napi::TypeError::New(env, "new NotifyTableWriter(path, slotCount, readerUid?)").ThrowAsJavaScriptException();
     return;
   }
   std::string path = info[0].As<Napi::String>().Utf8Value();
@@ -123,20 +157,44 @@ NotifyTableWriter::NotifyTableWriter(const Napi::CallbackInfo& info) : Napi::Obj
     Napi::RangeError::New(env, "slotCount must be an integer from 1 to 16777216").ThrowAsJavaScriptException();
     return;
   }
+  bool for_other = info.Length() > 2 && info[2].IsNumber();
+  uint32_t reader_uid = 0;
+  if (for_other) {
+    double uid = info[2].As<Napi::Number>().DoubleValue();
+    if (!(uid >= 0) || uid >= 4294967295.0 || uid != static_cast<double>(static_cast<uint32_t>(uid))) {
+      Napi::RangeError::New(env, "readerUid must be a uid (an integer from 0 to 4294967294)").ThrowAsJavaScriptException();
+      return;
+    }
+    reader_uid = static_cast<uint32_t>(uid);
+    for_other = reader_uid != geteuid();
+  }
   uint32_t slots = static_cast<uint32_t>(count);
   size_t bytes = kNotifyHeaderBytes + static_cast<size_t>(slots) * kNotifySlotBytes;
-  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     ErrnoError(env, "cannot create notify table " + path, errno).ThrowAsJavaScriptException();
     return;
   }
-  // Readable by whoever can reach the directory; writable by the broker only.
-  if (fchmod(fd, 0644) != 0 || ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+  // Owner only (whatever the umask): the table shows when each watched name
+  // changes, which only those who may watch those names may learn. Another
+  // uid's table is opened to that uid alone, by an ACL (docs/SECURITY.md,
+  // "The notify table").
+  if (fchmod(fd, 0600) != 0 || ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
     int err = errno;
     close(fd);
     unlink(path.c_str());
     ErrnoError(env, "cannot size notify table " + path, err).ThrowAsJavaScriptException();
     return;
+  }
+  if (for_other) {
+    int acl_err = GrantRead(fd, reader_uid);
+    if (acl_err != 0) {
+      close(fd);
+      unlink(path.c_str());
+      ErrnoError(env, "cannot let uid " + std::to_string(reader_uid) + " read notify table " + path + " (POSIX ACL)", acl_err)
+          .ThrowAsJavaScriptException();
+      return;
+    }
   }
   int err = 0;
   mapping_ = MapTable(fd, bytes, PROT_READ | PROT_WRITE, slots, &err);

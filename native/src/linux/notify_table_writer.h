@@ -16,8 +16,9 @@ class NotifyTableWriter : public Napi::ObjectWrap<NotifyTableWriter> {
  public:
   static Napi::Function Init(Napi::Env env);
 
-  // new NotifyTableWriter(path, slotCount): creates the file (it must not
-  // exist), mode 0644, and maps it read-write.
+  // new NotifyTableWriter(path, slotCount, readerUid?): creates the file (it
+  // must not exist), mode 0600, and maps it read-write. With readerUid (a uid
+  // other than the broker's), an ACL lets that uid, and no one else, read it.
   explicit NotifyTableWriter(const Napi::CallbackInfo& info);
   ~NotifyTableWriter() override;
 
