@@ -82,6 +82,33 @@ describe.skipIf(!linux)("per-uid notify tables (notifier in process)", () => {
     expect(existsSync(path)).toBe(false);
   });
 
+  it("stops posting a revoked name into a uid's table once no peer of the uid watches it", () => {
+    const path = join(tempDir(), "r.notify");
+    const notifier = new TableNotifier({ path, prefix: "p", slots: 4, maxStates: 10 });
+    const { NotifyTableReader } = loadNative();
+    try {
+      notifier.join(4242);
+      const reader = new NotifyTableReader!(`${path}.4242`);
+      const watched = notifier.watch("p.secret", 0n, 4242) as { slot: number };
+      notifier.watch("p.secret", 0n, 4242); // a second peer of the uid
+      notifier.unwatch("p.secret", 4242);
+      notifier.revoke("p.secret", 4242); // still watched by the other peer: kept
+      notifier.published("secret", 1);
+      expect(reader.state(watched.slot)).toBe(1n);
+      notifier.unwatch("p.secret", 4242);
+      notifier.published("secret", 2);
+      expect(reader.state(watched.slot)).toBe(2n); // unwatched but kept for a cheap re-watch
+      notifier.revoke("p.secret", 4242);
+      const generation = reader.generation(watched.slot);
+      for (let seq = 3; seq < 20; seq++) notifier.published("secret", seq);
+      expect(reader.generation(watched.slot)).toBe(generation);
+      expect(reader.state(watched.slot)).toBe(2n);
+      reader.close();
+    } finally {
+      notifier.close();
+    }
+  });
+
   it("removes the tables a broker that did not stop cleanly left behind", () => {
     const dir = tempDir();
     const path = join(dir, "b.notify");

@@ -14,6 +14,8 @@ import { OWN_CONNECTION_ONLY } from "./cli/status-view.js";
 import { evaluate, ownerOnlyPolicy } from "./core/policy.js";
 import { parsePolicy } from "./policy-file.js";
 import { startMemoryBroker } from "./test-support/memory-broker.js";
+import { RawPeer } from "./test-support/raw-peer.js";
+import type { MemoryTransport } from "./transports/memory-transport.js";
 import { CLI, cleanup, LineReader, runCli, SDK, tempDir } from "./test-support/harness.js";
 
 afterEach(cleanup);
@@ -134,6 +136,49 @@ describe("status and the monitor right (memory transport)", () => {
       expect(await reader.status()).toMatchObject({ scope: "broker", subjectCount: 1 });
       memory.broker.setPolicy(policy);
       expectOwnOnly(await reader.status(), reader.peerId);
+    } finally {
+      await memory.stop();
+    }
+  });
+});
+
+describe("a reload that withdraws rights", () => {
+  it("ends the subscriptions and watches the new rights no longer cover, tells the peer, and keeps the rest", async () => {
+    const unwatched: string[] = [];
+    const notifier = { ...mapNotifier(), unwatch: (name: string) => void unwatched.push(name) };
+    const memory = await startMemoryBroker({ policy, notifier });
+    try {
+      const watcher = await memory.client({ identity: id(OPERATOR) });
+      const errors: Array<{ code: string; message: string }> = [];
+      watcher.on("brokerError", (error) => errors.push({ code: error.code, message: error.message }));
+      const secret: unknown[] = [];
+      const open: unknown[] = [];
+      await watcher.subscribe("secret.x", { callback: (m) => secret.push(m.data) });
+      await watcher.subscribe("public.x", { callback: (m) => open.push(m.data) });
+      // Watches at the protocol level: this notifier has no client-side backend to wake.
+      const raw = await RawPeer.greeted(memory.transport.as(id(OPERATOR)) as unknown as MemoryTransport);
+      raw.send({ op: "watch", name: `${PREFIX}.secret.y`, id: 1 });
+      raw.send({ op: "watch", name: `${PREFIX}.public.y`, id: 2 });
+      await raw.next((m) => m["op"] === "ok" && m["id"] === 2);
+      // The operator becomes a watcher: public.> only.
+      memory.broker.setPolicy(parsePolicy(JSON.stringify(rules(4100, MONITOR, READER, OPERATOR)), "policy.json"));
+      const publisher = await memory.client({ identity: id(4100) });
+      await publisher.publish("secret.x", "hidden");
+      await publisher.publish("public.x", "seen");
+      await watcher.flush();
+      expect(secret).toEqual([]);
+      expect(open).toEqual(["seen"]);
+      expect(unwatched).toEqual([`${PREFIX}.secret.y`]);
+      expect(errors.map((e) => e.code)).toEqual(["permission_denied"]);
+      expect(errors[0]!.message).toMatch(/no longer allows subscribe on "secret\.x": subscription \d+ ended/);
+      const revoked = await raw.next((m) => m["op"] === "err");
+      expect(revoked).toMatchObject({ code: "permission_denied", subject: `${PREFIX}.secret.y`, reason: expect.stringMatching(/no longer allows watch of/) });
+      expect(revoked["id"]).toBeUndefined();
+      // The watch that is still allowed is still there: unwatching it succeeds.
+      raw.send({ op: "unwatch", name: `${PREFIX}.public.y`, id: 3 });
+      await raw.next((m) => m["op"] === "ok" && m["id"] === 3);
+      // Asking again is refused as any new op would be.
+      await expect(watcher.subscribe("secret.x")).rejects.toMatchObject({ code: "permission_denied" });
     } finally {
       await memory.stop();
     }

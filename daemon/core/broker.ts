@@ -91,6 +91,13 @@ function shielded(notifier: Notifier, log: Logger): Notifier {
         log.warn({ err: error, notifyName: name }, "notifier failed to drop a watch");
       }
     },
+    revoke(name, uid) {
+      try {
+        notifier.revoke?.(name, uid);
+      } catch (error) {
+        log.warn({ err: error, notifyName: name, uid }, "notifier failed to stop posting a revoked name");
+      }
+    },
     post: (name, state) => notifier.post(name, state),
     state: (name) => notifier.state(name),
     close: () => notifier.close(),
@@ -290,7 +297,38 @@ export class Broker implements SessionHost {
       if (!session.grant.allowed) {
         session.log.warn({ rule: session.grant.rule, reason: session.grant.reason }, "connection denied by the reloaded policy");
         session.fail("connection_denied", session.grant.reason);
+      } else {
+        this.#revokeWithdrawn(session);
       }
+    }
+  }
+
+  /**
+   * After a reload: a subscription or a watch the peer's new rights no longer
+   * cover ends, and the peer is told with one `err permission_denied` each
+   * (no `id`, the subject or name in `subject`); the connection stays. Its
+   * rights decide what it receives from now on, not what it was given when
+   * it asked (docs/SECURITY.md, "The policy file").
+   */
+  #revokeWithdrawn(session: Session): void {
+    const grant = session.grant;
+    if (grant === undefined) return;
+    for (const entry of [...session.subscriptions()]) {
+      if (permits(grant, "subscribe", entry.subject)) continue;
+      session.removeSubscription(entry.sid);
+      this.#index.remove(entry);
+      session.log.info({ subject: entry.subject, sid: entry.sid, rule: grant.rule }, "subscription ended by the reloaded policy");
+      session.error("permission_denied", `the reloaded policy (rule "${grant.rule}") no longer allows subscribe on "${entry.subject}": subscription ${entry.sid} ended`, undefined, entry.subject);
+    }
+    const notifier = this.#context.notifier;
+    if (notifier === undefined) return;
+    for (const name of session.watchedNames()) {
+      if (permits(grant, "watch", notifier.subjectOf(name) ?? ">")) continue;
+      session.removeWatch(name);
+      notifier.unwatch(name, session.link.identity.uid);
+      notifier.revoke?.(name, session.link.identity.uid);
+      session.log.info({ notifyName: name, rule: grant.rule }, "watch ended by the reloaded policy");
+      session.error("permission_denied", `the reloaded policy (rule "${grant.rule}") no longer allows watch of "${name}": the watch ended`, undefined, name);
     }
   }
 

@@ -55,6 +55,13 @@ export interface Notifier {
   watch(name: string, initial: bigint, uid?: number | null): NotifyRegistration | NotifyRefusal;
   /** Undoes one watch of `name` by a peer of `uid`. */
   unwatch(name: string, uid?: number | null): void;
+  /**
+   * The policy no longer lets `uid` watch `name` (a reload): once no peer of
+   * that uid watches it, stop posting it where that uid can read it (the
+   * Linux table keeps an unwatched name's slot for a cheap re-watch
+   * otherwise). Optional: notifyd has no per-reader copies.
+   */
+  revoke?(name: string, uid?: number | null): void;
   /** Posts `name`, setting its state first when given. */
   post(name: string, state: bigint | undefined): void;
   /** The state of `name`, or undefined if the notifier knows nothing of it. */

@@ -190,6 +190,11 @@ export class Session implements PeerInbound {
     this.#watching.add(name);
   }
 
+  /** The names this peer watches (a copy). */
+  watchedNames(): string[] {
+    return [...this.#watching];
+  }
+
   /** Whether the peer watched `name` (it no longer does). */
   removeWatch(name: string): boolean {
     return this.#watching.delete(name);

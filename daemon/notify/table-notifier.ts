@@ -144,6 +144,17 @@ export class TableNotifier implements Notifier {
     if (holding.watchers === 0) table.idle.set(name, holding);
   }
 
+  revoke(name: string, uid: number | null = this.#ownerUid): void {
+    const table = uid === null ? undefined : this.#tables.get(uid);
+    const holding = table?.byName.get(name);
+    if (table === undefined || holding === undefined || holding.watchers > 0) return;
+    // Its slot goes back to the free list: posts of `name` no longer reach this table.
+    table.idle.delete(name);
+    table.byName.delete(name);
+    this.#release(name, holding);
+    table.free.push(holding.slot);
+  }
+
   post(name: string, state: bigint | undefined): void {
     const held = this.#held.get(name);
     if (held !== undefined) {
