@@ -147,31 +147,61 @@ describe("sequence numbers", () => {
   });
 });
 
+const bounds = (maxEntries: number, maxBytes: number, maxEntriesPerUid = maxEntries, maxBytesPerUid = maxBytes) => ({ maxEntries, maxBytes, maxEntriesPerUid, maxBytesPerUid });
+
 describe("retained store", () => {
-  const value = (subject: string, bytes: number, seq = 1) => ({ subject, payload: new Uint8Array(bytes), enc: undefined, seq });
+  const value = (subject: string, bytes: number, seq = 1) => ({ subject, payload: new Uint8Array(bytes).fill(1), enc: undefined, seq });
+  const ME = 1000;
 
-  it("is bounded by entries and by bytes, evicting the least recently used", () => {
-    const byCount = new RetainedStore(2, 1 << 20);
-    byCount.put(value("a", 1));
-    byCount.put(value("b", 1));
-    byCount.put(value("c", 1));
-    expect(byCount.count).toBe(2);
-    expect(byCount.get("a")).toBeUndefined();
+  it("refuses what does not fit, by entries and by bytes, and keeps every value it has", () => {
+    const byCount = new RetainedStore(bounds(2, 1 << 20));
+    expect(byCount.put(value("a", 1), ME)).toBe(true);
+    expect(byCount.put(value("b", 1), ME)).toBe(true);
+    expect(byCount.refusal("c", new Uint8Array(1), ME)).toMatch(/the retained space is full \(2 of 2 values/);
+    expect(byCount.put(value("c", 1), ME)).toBe(false);
+    expect([byCount.get("a"), byCount.get("b"), byCount.get("c")].map((v) => v !== undefined)).toEqual([true, true, false]);
+    // Replacing a kept value needs no new room; clearing one makes room.
+    expect(byCount.put(value("a", 5, 2), ME)).toBe(true);
+    expect(byCount.put(value("b", 0), ME)).toBe(true);
+    expect(byCount.put(value("c", 1), ME)).toBe(true);
 
-    const byBytes = new RetainedStore(100, 1000);
-    for (let i = 0; i < 10; i++) byBytes.put(value(`s${i}`, 200));
+    const byBytes = new RetainedStore(bounds(100, 1000));
+    let kept = 0;
+    for (let i = 0; i < 10; i++) if (byBytes.put(value(`s${i}`, 200), ME)) kept++;
+    expect(kept).toBe(3); // 3 × (200 + 2 + 64) ≤ 1000 < 4 × 266
     expect(byBytes.bytes).toBeLessThanOrEqual(1000);
-    expect(byBytes.get("s9")).toBeDefined();
+    expect(byBytes.get("s0")).toBeDefined();
+    expect(byBytes.refusal("big", new Uint8Array(2000), ME)).toMatch(/larger than the whole retained space/);
+  });
+
+  it("bounds each uid, so one at its quota does not stop another, and credits what is cleared or taken over", () => {
+    const store = new RetainedStore(bounds(10, 1 << 20, 3, 1 << 20));
+    for (const s of ["a", "b", "c"]) expect(store.put(value(s, 1), ME)).toBe(true);
+    expect(store.refusal("d", new Uint8Array(1), ME)).toMatch(/uid 1000 is at its retained quota \(3 of 3 values/);
+    expect(store.put(value("d", 1), 2000)).toBe(true);
+    expect(store.put(value("x", 1), null)).toBe(true);
+    expect(store.use()).toEqual(expect.arrayContaining([
+      { uid: ME, count: 3, bytes: 3 * 66 },
+      { uid: 2000, count: 1, bytes: 66 },
+      { uid: null, count: 1, bytes: 66 },
+    ]));
+    // Another uid retaining "a" takes it over: ME is credited, and has room again.
+    expect(store.put(value("a", 1, 2), 2000)).toBe(true);
+    expect(store.put(value("e", 1), ME)).toBe(true);
+    expect(store.put(value("e", 0), ME)).toBe(true);
+    expect(store.use().find((u) => u.uid === ME)).toEqual({ uid: ME, count: 2, bytes: 2 * 66 });
   });
 
   it("clears a subject on an empty payload and copies what it keeps", () => {
-    const store = new RetainedStore(10, 1 << 20);
+    const store = new RetainedStore(bounds(10, 1 << 20));
     const buffer = Buffer.from("xxhelloxx");
-    store.put({ subject: "a", payload: buffer.subarray(2, 7), enc: "text", seq: 5 });
+    store.put({ subject: "a", payload: buffer.subarray(2, 7), enc: "text", seq: 5 }, ME);
     buffer.fill(0);
     expect(Buffer.from(store.get("a")!.payload).toString()).toBe("hello");
-    store.put(value("a", 0));
+    store.put(value("a", 0), ME);
     expect(store.get("a")).toBeUndefined();
+    expect(store.use()).toEqual([]);
+    expect(store.bytes).toBe(0);
   });
 });
 
@@ -180,90 +210,75 @@ describe("retained store replay order", () => {
   const order = (store: RetainedStore, pattern = ">") => store.matching((s) => subjectMatches(pattern, s)).map((v) => v.subject);
 
   it("replays in the order the values were last retained, across subjects, not by seq", () => {
-    const store = new RetainedStore(100, 1 << 20);
+    const store = new RetainedStore(bounds(100, 1 << 20));
     // seq is per subject (PROTOCOL.md §9.6): a.x's 5 says nothing against b.y's 1.
-    for (let seq = 1; seq <= 5; seq++) store.put(value("a.x", seq));
-    store.put(value("b.y", 1));
-    store.put(value("c.z", 2));
+    for (let seq = 1; seq <= 5; seq++) store.put(value("a.x", seq), 1);
+    store.put(value("b.y", 1), 1);
+    store.put(value("c.z", 2), 1);
     expect(order(store)).toEqual(["a.x", "b.y", "c.z"]);
     expect(store.matching(() => true).map((v) => v.seq)).toEqual([5, 1, 2]);
     // Retained again: it moves to the end.
-    store.put(value("a.x", 6));
+    store.put(value("a.x", 6), 1);
     expect(order(store)).toEqual(["b.y", "c.z", "a.x"]);
-    // A get is a use for eviction, not a retain: the replay order stays.
+    // A get changes nothing.
     expect(store.get("b.y")?.seq).toBe(1);
     expect(order(store)).toEqual(["b.y", "c.z", "a.x"]);
     // Cleared, then retained again: at the end.
-    store.put(value("c.z", 3, 0));
+    store.put(value("c.z", 3, 0), 1);
     expect(order(store)).toEqual(["b.y", "a.x"]);
-    store.put(value("c.z", 4));
+    store.put(value("c.z", 4), 1);
     expect(order(store)).toEqual(["b.y", "a.x", "c.z"]);
     expect(order(store, "*.x")).toEqual(["a.x"]);
   });
 
-  it("evicts the least recently used (a get counts), and drops evicted values from the replay order", () => {
-    const store = new RetainedStore(3, 1 << 20);
-    store.put(value("a", 1));
-    store.put(value("b", 1));
-    store.put(value("c", 1));
-    store.get("a");
-    store.put(value("d", 1));
-    expect(store.get("b")).toBeUndefined();
-    expect(order(store)).toEqual(["a", "c", "d"]);
-
-    // A value bigger than the whole byte bound is not kept, and its predecessor is gone.
-    const small = new RetainedStore(10, 200);
-    small.put(value("big", 1));
-    small.put(value("other", 1));
-    small.put(value("big", 2, 500));
-    expect(small.get("big")).toBeUndefined();
-    expect(order(small)).toEqual(["other"]);
-    expect(small.count).toBe(1);
-  });
-
-  it("agrees with a plain model through a long random run", () => {
-    const max = 1000;
-    const store = new RetainedStore(max, 1 << 30);
-    // The model: retain order and use order as arrays (slow, obviously right).
+  it("agrees with a plain model through a long random run, refusals included", () => {
+    const max = 600;
+    const quota = 250;
+    const store = new RetainedStore(bounds(max, 1 << 30, quota, 1 << 30));
+    // The model: retain order as an array, owners in a map (slow, obviously right).
     const retained: string[] = [];
-    const used: string[] = [];
-    const drop = (list: string[], s: string) => {
-      const i = list.indexOf(s);
-      if (i >= 0) list.splice(i, 1);
+    const owners = new Map<string, number>();
+    const held = (uid: number) => [...owners.values()].filter((o) => o === uid).length;
+    const drop = (s: string) => {
+      const i = retained.indexOf(s);
+      if (i >= 0) retained.splice(i, 1);
+      owners.delete(s);
     };
-    // Per-subject numbers, as the broker gives (PROTOCOL.md §9.6): they say nothing across subjects.
     const seqs = new Map<string, number>();
     let seed = 7;
+    // An LCG in 32-bit integer arithmetic (a double product would lose bits and cycle), high bits used.
     const rand = (n: number): number => {
-      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-      return seed % n;
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 8) % n;
     };
+    let refused = 0;
     for (let step = 1; step <= 20_000; step++) {
       const subject = `s.${rand(1300)}`;
+      const uid = rand(3);
       const roll = rand(10);
       seqs.set(subject, (seqs.get(subject) ?? 0) + 1);
       if (roll < 6) {
-        store.put(value(subject, seqs.get(subject) as number));
-        drop(retained, subject);
-        drop(used, subject);
-        retained.push(subject);
-        used.push(subject);
-        if (used.length > max) drop(retained, used.shift() as string);
-      } else if (roll < 9) {
-        const found = store.get(subject) !== undefined;
-        expect(found).toBe(retained.includes(subject));
-        if (found) {
-          drop(used, subject);
-          used.push(subject);
+        const replacing = owners.has(subject);
+        const fits = (replacing || retained.length < max) && held(uid) - (owners.get(subject) === uid ? 1 : 0) < quota;
+        expect(store.put(value(subject, seqs.get(subject) as number), uid)).toBe(fits);
+        if (fits) {
+          drop(subject);
+          retained.push(subject);
+          owners.set(subject, uid);
+        } else {
+          refused++;
         }
+      } else if (roll < 9) {
+        expect(store.get(subject) !== undefined).toBe(retained.includes(subject));
       } else {
-        store.put(value(subject, seqs.get(subject) as number, 0));
-        drop(retained, subject);
-        drop(used, subject);
+        store.put(value(subject, seqs.get(subject) as number, 0), uid);
+        drop(subject);
       }
     }
+    expect(refused).toBeGreaterThan(0);
     expect(store.count).toBe(retained.length);
     expect(order(store)).toEqual(retained);
+    for (const uid of [0, 1, 2]) expect(store.use().find((u) => u.uid === uid)?.count ?? 0).toBe(held(uid));
   });
 });
 

@@ -107,6 +107,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     limits,
     logger: log,
     pid: process.pid,
+    ownerUid: process.getuid?.(),
     sequenceFloor: fileSequenceFloor(options.stateFile ?? `${path}.seq`, log),
     notifier,
     slowConsumer: options.slowConsumer,

@@ -35,6 +35,7 @@ export const WIRE_ERROR_CODES = [
   "notify_table_full",
   "notify_unavailable",
   "notify_failed",
+  "retained_full",
   "code_signing_failed",
   "connection_denied",
   "permission_denied",

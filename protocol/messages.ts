@@ -155,7 +155,16 @@ export interface BrokerStatus {
   subjectCount: number;
   /** The first STATUS_MAX_SUBJECTS_LISTED (1000) subscribed patterns, sorted. */
   subjects: Array<{ subject: string; subscribers: number }>;
-  retained: { count: number; bytes: number; maxCount: number; maxBytes: number };
+  retained: {
+    count: number;
+    bytes: number;
+    maxCount: number;
+    maxBytes: number;
+    /** The per-uid bounds, and what each uid's publishers hold (null: peers whose uid is unknown); with `scope` "broker" only. */
+    maxCountPerUid?: number;
+    maxBytesPerUid?: number;
+    byUid?: Array<{ uid: number | null; count: number; bytes: number }>;
+  };
   /** Subjects published to, as many as the broker tracks (maxTrackedSubjects). */
   publishedCount: number;
   /** The STATUS_MAX_SUBJECTS_LISTED most recently published: each one's last seq and publishes since the broker started tracking it. */

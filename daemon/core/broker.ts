@@ -32,6 +32,12 @@ export interface BrokerOptions {
    * itself; an embedding that leaves this out reports 0, which no process has.
    */
   pid?: number;
+  /**
+   * The uid the broker runs as (the daemon passes process.getuid()): its own
+   * apps share the whole retained space, other uids are held to the per-uid
+   * quotas. Left out, every uid is held to them.
+   */
+  ownerUid?: number;
   /** Who may connect and do what; without one, every peer may do everything (the transport's access is the only gate). */
   policy?: Policy;
   /** macOS: how the policy checks `codeSigning` rules against a peer's audit token. */
@@ -135,7 +141,13 @@ export class Broker implements SessionHost {
     this.#context = {
       limits: this.limits,
       index: this.#index,
-      retained: new RetainedStore(this.limits.maxRetainedEntries, this.limits.maxRetainedBytes),
+      retained: new RetainedStore({
+        maxEntries: this.limits.maxRetainedEntries,
+        maxBytes: this.limits.maxRetainedBytes,
+        maxEntriesPerUid: this.limits.maxRetainedEntriesPerUid,
+        maxBytesPerUid: this.limits.maxRetainedBytesPerUid,
+        exemptUid: options.ownerUid,
+      }),
       sequences: new Sequences(options.sequenceFloor ?? volatileSequenceFloor(), this.limits.maxTrackedSubjects),
       requests: this.#requests,
       notifier: this.#notifier === undefined ? undefined : shielded(this.#notifier, this.#log),

@@ -28,10 +28,14 @@ export interface BrokerLimitOptions {
   maxSubscriptionsPerPeer: number;
   /** Most requests one peer may have waiting for a reply. */
   maxPendingRequestsPerPeer: number;
-  /** Most retained values kept (least recently used ones are evicted first). */
+  /** Most retained values kept; past it a retained publish is refused (`retained_full`), nothing is evicted. */
   maxRetainedEntries: number;
-  /** Most bytes of retained payloads and subjects kept. */
+  /** Most bytes of retained payloads and subjects kept (the same). */
   maxRetainedBytes: number;
+  /** Most retained values the publishers of one uid may hold, so one identity cannot fill the space for all. */
+  maxRetainedEntriesPerUid: number;
+  /** Most retained bytes the publishers of one uid may hold. */
+  maxRetainedBytesPerUid: number;
   /** Most subjects whose sequence number is remembered individually (see sequences.ts). */
   maxTrackedSubjects: number;
   /**
@@ -69,6 +73,10 @@ export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimitOptions> = Object.freeze
   maxRetainedEntries: 10_000,
   // 64 MiB: a retained value is "the current state", typically a few hundred bytes.
   maxRetainedBytes: 64 * 1024 * 1024,
+  // Half of each (and half of configured totals, parseLimits): a uid other
+  // than the broker's own that fills its part leaves the other half to the rest.
+  maxRetainedEntriesPerUid: 5_000,
+  maxRetainedBytesPerUid: 32 * 1024 * 1024,
   maxTrackedSubjects: 100_000,
   // 8 MiB: eight maximum-size messages, or ~100k small ones, behind a reader.
   maxOutboundBytesPerPeer: 8 * 1024 * 1024,
@@ -103,6 +111,9 @@ export function parseLimits(input: Partial<BrokerLimitOptions> | undefined): Bro
     }
     limits[key as keyof BrokerLimitOptions] = value;
   }
+  // The per-uid retained quotas follow the totals (half of each) unless given.
+  if (input.maxRetainedEntriesPerUid === undefined) limits.maxRetainedEntriesPerUid = Math.max(1, Math.ceil(limits.maxRetainedEntries / 2));
+  if (input.maxRetainedBytesPerUid === undefined) limits.maxRetainedBytesPerUid = Math.max(1, Math.ceil(limits.maxRetainedBytes / 2));
   if (limits.maxPayloadBytes > limits.maxFrameBytes) {
     throw new InvalidArgumentError(
       `maxPayloadBytes (${limits.maxPayloadBytes}) must not exceed maxFrameBytes (${limits.maxFrameBytes})`,

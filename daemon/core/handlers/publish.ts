@@ -17,8 +17,18 @@ export function publish(ctx: BrokerContext, session: Session, op: PubOp): void {
     return;
   }
   if (!ctx.allowed(session, "publish", op.subject, op.id)) return;
+  const owner = session.link.identity.uid;
+  if (op.retain === true) {
+    // Refused whole, before it is numbered or delivered: the publisher learns
+    // its state was not kept, and nobody else's value is dropped to make room.
+    const refusal = ctx.retained.refusal(op.subject, op.p, owner);
+    if (refusal !== undefined) {
+      session.error("retained_full", refusal, op.id, op.subject);
+      return;
+    }
+  }
   const seq = ctx.sequences.next(op.subject);
-  if (op.retain === true) ctx.retained.put({ subject: op.subject, payload: op.p, enc: op.enc, seq });
+  if (op.retain === true) ctx.retained.put({ subject: op.subject, payload: op.p, enc: op.enc, seq }, owner);
   const match = ctx.index.match(op.subject);
   if (match.plainOwners.length > 0 || match.groups.length > 0) {
     const msg: DeliverMsg = { op: "msg", subject: op.subject, p: op.p, seq: seq };
