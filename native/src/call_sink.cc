@@ -1,6 +1,8 @@
 // See call_sink.h.
 #include "call_sink.h"
 
+#include "platform.h"
+
 namespace xpcbus {
 
 std::shared_ptr<CallSink> CallSink::New(Napi::Env env, Napi::Function fn, const char* name, bool keep_alive) {
@@ -57,6 +59,25 @@ void CallSink::End() {
 bool CallSink::ended() {
   std::lock_guard<std::mutex> lock(mutex_);
   return ended_;
+}
+
+std::shared_ptr<WakeSignal> WakeSignal::New(Napi::Env env, Napi::Function on_wake, const char* name) {
+  auto wake = std::make_shared<WakeSignal>();
+  wake->sink_ = CallSink::New(env, on_wake, name, false);
+  return wake;
+}
+
+void WakeSignal::Signal() {
+  if (pending_.exchange(true)) return;  // a call is already queued: it will see this change too
+  std::weak_ptr<WakeSignal> self = weak_from_this();
+  // False once the sink has ended (closed, or the environment is going): nobody is left to tell.
+  bool queued = sink_->Queue([self](Napi::Env env, Napi::Function on_wake) {
+    std::shared_ptr<WakeSignal> wake = self.lock();
+    if (wake == nullptr) return;
+    wake->pending_.store(false);
+    if (!on_wake.IsEmpty()) CallOnWake(env, on_wake);
+  });
+  if (!queued) pending_.store(false);
 }
 
 }  // namespace xpcbus

@@ -14,6 +14,7 @@
 
 #include <napi.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -51,6 +52,27 @@ class CallSink {
   // Node has finalized the function, or said it is closing: it is not ours to release.
   bool gone_ = false;
   Function tsfn_;
+};
+
+// A wake-up for JS that coalesces: Signal() from any thread queues one call
+// of `onWake()` (no arguments) unless one is already queued, so a burst of
+// signals costs the JS thread one call, which sees all that changed before
+// it ran. What changed is the caller's to keep (a set of tokens, the
+// generations of a mapping). Used by the Linux notify waiter and the macOS
+// notify center alike.
+class WakeSignal : public std::enable_shared_from_this<WakeSignal> {
+ public:
+  // Does not keep the event loop alive: an idle watcher must not.
+  static std::shared_ptr<WakeSignal> New(Napi::Env env, Napi::Function on_wake, const char* name);
+
+  void Signal();
+
+  // Idempotent: no call is queued from now on (CallSink::End).
+  void End() { sink_->End(); }
+
+ private:
+  std::shared_ptr<CallSink> sink_;
+  std::atomic<bool> pending_{false};
 };
 
 }  // namespace xpcbus

@@ -12,14 +12,13 @@
 // register_check / check / get_state / cancel for light clients (notify_check
 // is served from that shared memory: no IPC when nothing changed).
 // NotifyDispatchWatcher: notify_register_dispatch on a private serial queue;
-// the handler records the token and signals the JS thread through a CallSink
+// the handler records the token and signals the JS thread through a WakeSignal
 // (call_sink.h), at most one call pending, so bursts coalesce. The dispatch
 // queue never waits on JS.
 #include "apple/notify_center.h"
 
 #include "call_sink.h"
 #include "napi_args.h"
-#include "platform.h"
 
 #include <dispatch/dispatch.h>
 #include <notify.h>
@@ -260,7 +259,7 @@ class NotifyDispatchWatcher : public Napi::ObjectWrap<NotifyDispatchWatcher> {
     shared_ = std::make_shared<Shared>();
     shared_->queue = dispatch_queue_create("io.xpcbus.notify", DISPATCH_QUEUE_SERIAL);
     // An idle watcher must not keep the process alive on its own.
-    shared_->sink = CallSink::New(env, info[0].As<Napi::Function>(), "xpcbus.notify.wake", false);
+    shared_->wake = WakeSignal::New(env, info[0].As<Napi::Function>(), "xpcbus.notify.wake");
     // Registered after the function, so it runs before Node's own teardown of
     // it (cleanup hooks run last-in first-out): a Worker that ends, or the
     // process exiting, cancels the registrations and drains the queue while
@@ -272,12 +271,11 @@ class NotifyDispatchWatcher : public Napi::ObjectWrap<NotifyDispatchWatcher> {
   ~NotifyDispatchWatcher() override { Shutdown(); }
 
  private:
-  struct Shared : std::enable_shared_from_this<Shared> {
-    std::shared_ptr<CallSink> sink;
+  struct Shared {
+    std::shared_ptr<WakeSignal> wake;
     dispatch_queue_t queue = nullptr;
     std::mutex mutex;
     std::set<int> changed;
-    std::atomic<bool> pending{false};
     std::atomic<bool> closed{false};
 
     // Runs on the dispatch queue.
@@ -287,16 +285,8 @@ class NotifyDispatchWatcher : public Napi::ObjectWrap<NotifyDispatchWatcher> {
         std::lock_guard<std::mutex> lock(mutex);
         changed.insert(token);
       }
-      if (pending.exchange(true)) return;  // a call is already queued: it will see this token too
-      std::weak_ptr<Shared> self = weak_from_this();
-      // False once the sink has ended (closed, or the environment is going): nobody is left to tell.
-      bool queued = sink->Queue([self](Napi::Env env, Napi::Function on_wake) {
-        std::shared_ptr<Shared> shared = self.lock();
-        if (shared == nullptr) return;
-        shared->pending.store(false);
-        if (!on_wake.IsEmpty()) CallOnWake(env, on_wake);
-      });
-      if (!queued) pending.store(false);
+      // One call for a burst: it drains every token recorded before it runs.
+      wake->Signal();
     }
   };
 
@@ -363,7 +353,7 @@ class NotifyDispatchWatcher : public Napi::ObjectWrap<NotifyDispatchWatcher> {
       });
       dispatch_release(shared_->queue);
       shared_->queue = nullptr;
-      shared_->sink->End();
+      shared_->wake->End();
       shared_.reset();
     }
     if (hooked_) {

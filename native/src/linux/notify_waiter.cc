@@ -2,7 +2,7 @@
 // slots sleeping in futex_waitv (Linux 5.16+) with one private control word to
 // stop it, or, where futex_waitv is missing, one thread per slot in
 // FUTEX_WAIT. A thread that sees a generation move signals the JS thread
-// through a CallSink (call_sink.h), at most one call pending at a time, so bursts
+// through a WakeSignal (call_sink.h), at most one call pending at a time, so bursts
 // coalesce. Every thread is stopped and joined from close(), the finalizer and
 // an environment cleanup hook, while the function is still valid.
 #include "linux/notify_waiter.h"
@@ -85,7 +85,7 @@ NotifyWaiter::NotifyWaiter(const Napi::CallbackInfo& info) : Napi::ObjectWrap<No
   shared_ = std::make_shared<Shared>();
   shared_->per_slot = per_slot;
   // An idle watcher must not keep the process alive on its own.
-  shared_->sink = CallSink::New(env, info[1].As<Napi::Function>(), "xpcbus.notify.wake", false);
+  shared_->wake = WakeSignal::New(env, info[1].As<Napi::Function>(), "xpcbus.notify.wake");
   // Registered after the function, so it runs before Node's own teardown of
   // it (cleanup hooks run last-in first-out): a Worker that ends, or the
   // process exiting, stops and joins the threads while the function is
@@ -177,7 +177,7 @@ void NotifyWaiter::Run(Group* g, Shared* shared, TableMapping* mapping) {
       }
     }
     if (changed) {
-      shared->Signal();
+      shared->wake->Signal();
       continue;
     }
     uint32_t control = g->control.load();
@@ -231,7 +231,7 @@ void NotifyWaiter::StopThreads() {
 void NotifyWaiter::Shutdown() {
   StopThreads();
   if (shared_) {
-    shared_->sink->End();
+    shared_->wake->End();
     shared_.reset();
   }
   mapping_.reset();
@@ -244,19 +244,6 @@ void NotifyWaiter::Shutdown() {
 Napi::Value NotifyWaiter::Close(const Napi::CallbackInfo& info) {
   Shutdown();
   return info.Env().Undefined();
-}
-
-void NotifyWaiter::Shared::Signal() {
-  if (pending.exchange(true)) return;  // a call is already queued: it will see this change too
-  std::weak_ptr<Shared> self = weak_from_this();
-  // False once the sink has ended: nobody is left to tell.
-  bool queued = sink->Queue([self](Napi::Env env, Napi::Function on_wake) {
-    std::shared_ptr<Shared> shared = self.lock();
-    if (shared == nullptr) return;
-    shared->pending.store(false);
-    if (!on_wake.IsEmpty()) CallOnWake(env, on_wake);
-  });
-  if (!queued) pending.store(false);
 }
 
 }  // namespace xpcbus

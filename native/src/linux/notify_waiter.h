@@ -27,12 +27,9 @@ class NotifyWaiter : public Napi::ObjectWrap<NotifyWaiter> {
 
  private:
   // State shared with the threads.
-  struct Shared : std::enable_shared_from_this<Shared> {
-    std::shared_ptr<CallSink> sink;
-    std::atomic<bool> pending{false};
+  struct Shared {
+    std::shared_ptr<WakeSignal> wake;
     bool per_slot = false;
-
-    void Signal();
   };
 
   struct Group {
