@@ -7,10 +7,11 @@
 // reaches the broker.
 import pino from "pino";
 import { describe, expect, it } from "vitest";
-import type { NativeXpcCodeSigning, NativeXpcEvent, NativeXpcIdentity, NativeXpcListener, NativeXpcObject } from "../native/index.js";
+import type { NativeXpcCodeSigning } from "../native/index.js";
 import type { PeerInbound, PeerLink } from "./core/peer-link.js";
 import { CODE_SIGNING_LOST, codeSigningRefusal } from "./core/policy.js";
-import { XpcServerTransport, type XpcNative } from "./transports/xpc-server.js";
+import { XpcServerTransport } from "./transports/xpc-server.js";
+import { FakeXpcListener as FakeListener, fakeXpcIdentity, fakeXpcNative as fakeNative } from "./test-support/fake-xpc-listener.js";
 
 const REQUIREMENT = 'anchor apple generic and certificate leaf[subject.OU] = "TEAMID"';
 
@@ -56,61 +57,7 @@ describe("codeSigningRefusal", () => {
   });
 });
 
-/** Records what the transport asks of the native listener; `emit` plays the addon's events. */
-class FakeListener implements NativeXpcListener {
-  static last: FakeListener | undefined;
-  readonly calls: Array<{ op: "send" | "reply" | "cancel"; peer: number; message?: unknown }> = [];
-  readonly options: { codeSigningRequirement?: string } | undefined;
-  readonly #onEvent: (event: NativeXpcEvent) => void;
-  started = false;
-  closed = false;
-
-  constructor(_service: string | null, onEvent: (event: NativeXpcEvent) => void, options?: { codeSigningRequirement?: string }) {
-    this.#onEvent = onEvent;
-    this.options = options;
-    FakeListener.last = this;
-  }
-
-  emit(event: NativeXpcEvent): void {
-    this.#onEvent(event);
-  }
-
-  start(): void {
-    this.started = true;
-  }
-  endpoint(): NativeXpcObject {
-    return {} as NativeXpcObject;
-  }
-  send(peer: number, encoded: NativeXpcObject): boolean {
-    this.calls.push({ op: "send", peer, message: encoded });
-    return true;
-  }
-  reply(peer: number, _replyToken: number, encoded: NativeXpcObject): boolean {
-    this.calls.push({ op: "reply", peer, message: encoded });
-    return true;
-  }
-  cancel(peer: number): void {
-    this.calls.push({ op: "cancel", peer });
-  }
-  close(): void {
-    this.closed = true;
-  }
-}
-
-// The "encoded" form is the message itself, so what was sent can be read back.
-const fakeNative: XpcNative = { XpcListener: FakeListener, xpcEncode: (message) => message as unknown as NativeXpcObject };
-
-const identity = (pid: number): NativeXpcIdentity => ({
-  pid,
-  uid: 501,
-  gid: 20,
-  exe: "/Applications/App.app/Contents/MacOS/App",
-  exeVerified: true,
-  exeError: null,
-  method: "xpc_audit_token",
-  teamId: "TEAMID",
-  auditToken: new Uint8Array(32),
-});
+const identity = (pid: number) => fakeXpcIdentity(pid, { exe: "/Applications/App.app/Contents/MacOS/App", teamId: "TEAMID" });
 
 async function started(codeSigningRequirement?: string) {
   const attached: PeerLink[] = [];

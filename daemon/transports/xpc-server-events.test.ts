@@ -7,81 +7,13 @@
 // barriers, tags) is type-checked by `npm run check:apple` only.
 import pino from "pino";
 import { describe, expect, it } from "vitest";
-import type { NativeXpcEvent, NativeXpcIdentity, NativeXpcListener, NativeXpcObject } from "../../native/index.js";
+import type { NativeXpcEvent } from "../../native/index.js";
 import { Broker } from "../core/index.js";
 import type { PeerInbound, PeerLink } from "../core/peer-link.js";
 import { MAX_EARLY_EVENTS_PER_PEER } from "./xpc-peer-events.js";
 import { MAX_REQUEST_REPLY_CONTEXTS_PER_PEER, XpcReplyContexts } from "./xpc-reply-contexts.js";
-import { XpcServerTransport, type XpcNative } from "./xpc-server.js";
-
-type Call =
-  | { op: "send"; peer: number; message: Record<string, unknown> }
-  | { op: "reply"; peer: number; token: number; message: Record<string, unknown> | null }
-  | { op: "cancel"; peer: number };
-
-/** Records what the transport asks of the native listener; `emit` plays the addon's events. */
-class FakeListener implements NativeXpcListener {
-  static last: FakeListener | undefined;
-  readonly calls: Call[] = [];
-  readonly #onEvent: (event: NativeXpcEvent) => void;
-  /** Reply contexts the "addon" holds, as the real one does until answered, handed back or gone. */
-  readonly contexts = new Set<number>();
-  closed = false;
-
-  constructor(_service: string | null, onEvent: (event: NativeXpcEvent) => void) {
-    this.#onEvent = onEvent;
-    FakeListener.last = this;
-  }
-
-  emit(event: NativeXpcEvent): void {
-    if (event.replyToken !== undefined) this.contexts.add(event.replyToken);
-    this.#onEvent(event);
-  }
-
-  #open(): void {
-    if (this.closed) throw new Error("the XPC listener is closed");
-  }
-  start(): void {
-    this.#open();
-  }
-  endpoint(): NativeXpcObject {
-    this.#open();
-    return {} as NativeXpcObject;
-  }
-  send(peer: number, encoded: NativeXpcObject): boolean {
-    this.#open();
-    this.calls.push({ op: "send", peer, message: encoded as unknown as Record<string, unknown> });
-    return true;
-  }
-  reply(peer: number, token: number, encoded: NativeXpcObject | null): boolean {
-    this.#open();
-    if (!this.contexts.delete(token)) throw new Error(`reply token ${token} used twice or never given`);
-    this.calls.push({ op: "reply", peer, token, message: encoded as unknown as Record<string, unknown> | null });
-    return true;
-  }
-  cancel(peer: number): void {
-    this.#open();
-    this.calls.push({ op: "cancel", peer });
-  }
-  close(): void {
-    this.closed = true;
-  }
-}
-
-// The "encoded" form is the message itself, so what was sent can be read back.
-const fakeNative: XpcNative = { XpcListener: FakeListener, xpcEncode: (message) => message as unknown as NativeXpcObject };
-
-const identity = (pid: number): NativeXpcIdentity => ({
-  pid,
-  uid: 501,
-  gid: 20,
-  exe: "/usr/local/bin/app",
-  exeVerified: true,
-  exeError: null,
-  method: "xpc_audit_token",
-  teamId: null,
-  auditToken: new Uint8Array(32),
-});
+import { XpcServerTransport } from "./xpc-server.js";
+import { FakeXpcListener as FakeListener, fakeXpcIdentity as identity, fakeXpcNative as fakeNative } from "../test-support/fake-xpc-listener.js";
 
 /** A transport on a broker that only records what it is handed. */
 async function recorded(options: { onDrain?: () => void } = {}) {
