@@ -88,6 +88,10 @@ describe("errors that keep the connection (memory transport)", () => {
     ["sub queue number", { op: "sub", sid: 1, subject: "a", queue: 5, id: 1 }, "bad_field"],
     ["sub queue bytes", { op: "sub", sid: 1, subject: "a", queue: Buffer.from("q"), id: 1 }, "bad_field"],
     ["sub on inboxes", { op: "sub", sid: 1, subject: "_INBOX.>", id: 1 }, "reserved_subject"],
+    ["sub since negative", { op: "sub", sid: 1, subject: "a", since: -1, id: 1 }, "bad_field"],
+    ["sub since text", { op: "sub", sid: 1, subject: "a", since: "5m", id: 1 }, "bad_field"],
+    ["history limit 0", { op: "history", subject: "a", limit: 0, id: 1 }, "bad_field"],
+    ["history invalid subject", { op: "history", subject: "a..b", id: 1 }, "invalid_subject"],
     ["req on inboxes", { op: "req", subject: "_INBOX.1.2", id: 1 }, "reserved_subject"],
     ["payload over the limit", { op: "pub", subject: "a", p: Buffer.alloc(1025), id: 1 }, "payload_too_large"],
     ["unsub unknown sid", { op: "unsub", sid: 99, id: 1 }, "unknown_sid"],
@@ -106,6 +110,9 @@ describe("errors that keep the connection (memory transport)", () => {
     const nulls: Array<[string, Record<string, unknown>]> = [
       ["queue", { op: "sub", sid: 1, subject: "n", queue: null }],
       ["replay", { op: "sub", sid: 1, subject: "n", replay: null }],
+      ["since", { op: "sub", sid: 1, subject: "n", since: null }],
+      ["sinceTime", { op: "sub", sid: 1, subject: "n", sinceTime: null }],
+      ["limit", { op: "history", subject: "n", limit: null, id: 9 }],
       ["reply", { op: "pub", subject: "n", reply: null }],
       ["p", { op: "pub", subject: "n", p: null }],
       ["enc", { op: "pub", subject: "n", enc: null }],
@@ -124,7 +131,7 @@ describe("errors that keep the connection (memory transport)", () => {
     expect(errs()).toHaveLength(nulls.length);
     // cbor-x writes undefined as CBOR undefined (0xf7): the broker takes it as the field left out.
     peer.send({ op: "sub", sid: 2, subject: "n", queue: undefined, replay: undefined, id: 2 });
-    expect(await peer.next((m) => m["id"] === 2)).toEqual({ op: "ok", id: 2 });
+    expect(await peer.next((m) => m["id"] === 2)).toEqual({ op: "ok", id: 2, seq: 0 });
     peer.destroy();
   });
 

@@ -58,7 +58,9 @@ function mapNotifier(): Notifier {
 
 /** The keys of a status answer for a peer without `monitor`, and their values but for its own entry (docs/PROTOCOL.md §6.3). */
 function expectOwnOnly(status: BrokerStatus, peerId: number): void {
-  expect(Object.keys(status).sort()).toEqual(["peers", "pendingRequests", "pid", "published", "publishedCount", "retained", "scope", "server", "startedAt", "subjectCount", "subjects"]);
+  expect(Object.keys(status).sort()).toEqual(["history", "peers", "pendingRequests", "pid", "published", "publishedCount", "retained", "scope", "server", "startedAt", "store", "subjectCount", "subjects"]);
+  expect(status.history).toMatchObject({ subjects: 0, messages: 0, bytes: 0 });
+  expect(status.store?.path).toBeUndefined();
   expect(status).toMatchObject({ scope: "peer", subjectCount: 0, subjects: [], publishedCount: 0, published: [], pendingRequests: 0 });
   expect(status.retained).toEqual({ count: 0, bytes: 0, maxCount: expect.any(Number), maxBytes: expect.any(Number) });
   expect(status.peers.map((p) => p.id)).toEqual([peerId]);
@@ -271,7 +273,7 @@ describe("what other answers carry of other peers (memory transport)", () => {
     }
   });
 
-  it("pub's ok: a subject's first seq is one above the highest issued for any subject, so it shows whether others published in between", async () => {
+  it("pub's ok: seq is one above the broker's previous publish, so it shows how many others published in between (not where)", async () => {
     const memory = await startMemoryBroker({ policy });
     try {
       const a = await memory.client({ identity: id(OPERATOR) });
@@ -281,9 +283,10 @@ describe("what other answers carry of other peers (memory transport)", () => {
       const second = (await a.publish("a.two", 1)).seq!;
       expect(other).toBe(first + 1);
       expect(second).toBe(other + 1);
-      // A subject already numbered goes on from its own last value: others' publishes do not show there.
+      // One counter for every subject: others' publishes show in any subject's next number.
       await b.publish("b.elsewhere", 2);
-      expect((await a.publish("a.one", 2)).seq).toBe(first + 1);
+      await b.publish("b.elsewhere", 3);
+      expect((await a.publish("a.one", 2)).seq).toBe(second + 3);
     } finally {
       await memory.stop();
     }
@@ -402,11 +405,11 @@ await c.close();`;
     }
   });
 
-  it.skipIf(!canSetpriv)("the state file <socket>.seq, which follows the broker's highest seq, is readable by the broker's owner only (setpriv)", async () => {
+  it.skipIf(!canSetpriv)("the store <socket>.store.db (retained values, history, the highest seq) and its WAL are readable by the broker's owner only (setpriv)", async () => {
     const b = await visibilityDaemon();
     try {
-      const file = `${b.socket}.seq`;
-      expect(statSync(file).mode & 0o777).toBe(0o600);
+      const file = `${b.socket}.store.db`;
+      for (const f of [file, `${file}-wal`]) expect(statSync(f).mode & 0o777, f).toBe(0o600);
       const peek = await runAs(65534, ["-e", `require("node:fs").readFileSync(${JSON.stringify(file)})`]);
       expect(peek.code).not.toBe(0);
       expect(peek.stderr).toMatch(/EACCES/);

@@ -15,6 +15,7 @@ import type {
   DeliverMsg,
   DroppedMsg,
   ErrMsg,
+  GapMsg,
   NotifyInfo,
   OkMsg,
   PayloadEncoding,
@@ -32,7 +33,7 @@ export interface ReadByeMsg extends Omit<ByeMsg, "code"> {
   code: string;
 }
 
-export type BrokerMessage = WelcomeMsg | DeliverMsg | OkMsg | ReadErrMsg | PongMsg | ReadByeMsg | DroppedMsg;
+export type BrokerMessage = WelcomeMsg | DeliverMsg | OkMsg | ReadErrMsg | PongMsg | ReadByeMsg | DroppedMsg | GapMsg;
 
 export interface BrokerMessageFault {
   /** `unknown_op`: an op this version does not know (to be ignored, §3); `bad_field`: a known op, ill-formed. */
@@ -47,7 +48,7 @@ export interface BrokerMessageFault {
 export type ParsedBrokerMessage = { message: BrokerMessage } | { fault: BrokerMessageFault };
 
 /** The broker's ops, in the order of docs/PROTOCOL.md §6. */
-export const BROKER_OPS: readonly BrokerMessage["op"][] = ["welcome", "msg", "ok", "err", "pong", "bye", "dropped"];
+export const BROKER_OPS: readonly BrokerMessage["op"][] = ["welcome", "msg", "ok", "err", "pong", "bye", "dropped", "gap"];
 
 // ---- what `ok` carries, per answered op (§6.3) ----
 
@@ -86,9 +87,30 @@ export interface StateAnswer {
   state: bigint;
 }
 
+/** `ok` of `sub`: the highest sequence number issued when it began; absent from older brokers. */
+export interface SubAnswer {
+  seq?: number;
+}
+
+/** One message of a `history` answer. */
+export interface HistoryMessage {
+  subject: string;
+  seq: number;
+  /** When the broker accepted it, Unix milliseconds. */
+  time: number;
+  p: Uint8Array;
+  enc: PayloadEncoding | undefined;
+}
+
+/** `ok` of `history`: the latest kept messages, oldest first; `truncated` when more were asked than fit one frame. */
+export interface HistoryAnswer {
+  messages: HistoryMessage[];
+  truncated: boolean;
+}
+
 /** What the answer to each op carries, by op name. */
 export interface Answers {
-  sub: EmptyAnswer;
+  sub: SubAnswer;
   unsub: EmptyAnswer;
   pub: PubAnswer;
   get: GetAnswer;
@@ -99,6 +121,7 @@ export interface Answers {
   unwatch: EmptyAnswer;
   post: EmptyAnswer;
   state: StateAnswer;
+  history: HistoryAnswer;
 }
 
 /** Every op but `hello` (answered by `welcome`) gets `ok`, or `pong` for `ping`. */
@@ -296,6 +319,13 @@ function readMessage(op: BrokerMessage["op"], f: Fields): BrokerMessage {
       return { op, code: f.text("code"), reason: f.text("reason") };
     case "dropped":
       return { op, count: f.uint("count"), total: f.uint("total") };
+    case "gap": {
+      const gap: GapMsg = { op, sid: f.uint("sid", MAX_ID), subject: f.text("subject") };
+      const lost = f.optionalUint("lost");
+      if (lost !== undefined) gap.lost = lost;
+      if (f.optionalBool("atLeast") === true) gap.atLeast = true;
+      return gap;
+    }
   }
 }
 
@@ -381,7 +411,20 @@ function readAnswerFields(op: AnsweredOp, f: Fields): Answers[AnsweredOp] {
     }
     case "state":
       return { name: f.text("name"), state: f.uint64("state") };
-    case "sub":
+    case "sub": {
+      const seq = f.optionalUint("seq");
+      return seq === undefined ? {} : { seq };
+    }
+    case "history": {
+      const list = f.map["messages"];
+      if (!Array.isArray(list)) throw f.bad("messages", "an array");
+      const messages = list.map((item, i): HistoryMessage => {
+        if (!isMap(item)) throw f.bad(`messages[${i}]`, "a map");
+        const m = new Fields(item, `history.messages[${i}]`);
+        return { subject: m.text("subject"), seq: m.uint("seq"), time: m.uint("time"), p: m.bytes("p"), enc: m.encoding() };
+      });
+      return { messages, truncated: f.optionalBool("truncated") === true };
+    }
     case "unsub":
     case "ping":
     case "unwatch":

@@ -36,6 +36,8 @@ export const WIRE_ERROR_CODES = [
   "notify_unavailable",
   "notify_failed",
   "retained_full",
+  "store_full",
+  "store_failed",
   "code_signing_failed",
   "connection_denied",
   "permission_denied",
@@ -69,7 +71,12 @@ export type LocalErrorCode =
   | "transport_unavailable"
   | "responder_error"
   | "callback_failed"
-  | "drain_timeout";
+  | "drain_timeout"
+  | "store_unavailable"
+  | "store_corrupt"
+  | "store_newer_schema"
+  | "store_unwritable"
+  | "store_locked";
 
 export type ErrorCode = WireErrorCode | LocalErrorCode;
 

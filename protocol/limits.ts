@@ -29,6 +29,10 @@ export const MAX_SUBJECT_BYTES = 256;
  */
 export const MAX_SUBJECT_TOKENS = 16;
 
+/** Most messages one `history` answer holds (its `limit`); the default is DEFAULT_HISTORY_LIMIT. */
+export const MAX_HISTORY_LIMIT = 1000;
+export const DEFAULT_HISTORY_LIMIT = 100;
+
 /** Longest queue group name, in bytes. */
 export const MAX_QUEUE_NAME_BYTES = 64;
 

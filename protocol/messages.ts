@@ -11,7 +11,18 @@ export const PAYLOAD_ENCODINGS: readonly PayloadEncoding[] = ["bytes", "text", "
 // ---- client → broker ----
 
 export interface HelloOp { op: "hello"; v: number; name?: string; id?: number }
-export interface SubOp { op: "sub"; sid: number; subject: string; queue?: string; replay?: boolean; id?: number }
+export interface SubOp {
+  op: "sub";
+  sid: number;
+  subject: string;
+  queue?: string;
+  replay?: boolean;
+  /** Resume: first the kept messages after this sequence number (docs/PROTOCOL.md §9.10). */
+  since?: number;
+  /** Resume: first the kept messages accepted at or after this time, Unix milliseconds. */
+  sinceTime?: number;
+  id?: number;
+}
 export interface UnsubOp { op: "unsub"; sid: number; id?: number }
 export interface PubOp {
   op: "pub";
@@ -32,8 +43,10 @@ export interface UnwatchOp { op: "unwatch"; name: string; id?: number }
 /** Posts a notification name through the broker, optionally setting its state first. */
 export interface PostOp { op: "post"; name: string; state?: bigint; id?: number }
 export interface StateOp { op: "state"; name: string; id: number }
+/** The latest kept messages of a subject or pattern (docs/PROTOCOL.md §5.13). */
+export interface HistoryOp { op: "history"; subject: string; limit?: number; id: number }
 
-export type ClientOp = HelloOp | SubOp | UnsubOp | PubOp | GetOp | ReqOp | PingOp | StatusOp | WatchOp | UnwatchOp | PostOp | StateOp;
+export type ClientOp = HelloOp | SubOp | UnsubOp | PubOp | GetOp | ReqOp | PingOp | StatusOp | WatchOp | UnwatchOp | PostOp | StateOp | HistoryOp;
 export type ClientOpName = ClientOp["op"];
 export const CLIENT_OPS: readonly ClientOpName[] = [
   "hello",
@@ -48,6 +61,7 @@ export const CLIENT_OPS: readonly ClientOpName[] = [
   "unwatch",
   "post",
   "state",
+  "history",
 ];
 
 // ---- broker → client ----
@@ -110,7 +124,15 @@ export interface ByeMsg { op: "bye"; code: WireErrorCode; reason: string }
 /** The broker dropped this peer's oldest undelivered messages: it was not reading fast enough. */
 export interface DroppedMsg { op: "dropped"; count: number; total: number }
 
-export type BrokerMsg = WelcomeMsg | DeliverMsg | OkMsg | ErrMsg | PongMsg | ByeMsg | DroppedMsg;
+/**
+ * Before a resumed subscription's replay: messages of `subject` after the
+ * resume point that the broker no longer has. `lost` absent: unknown (the
+ * point is older than what the broker's history knows; `subject` is then the
+ * subscription's pattern); `atLeast`: `lost` is a lower bound.
+ */
+export interface GapMsg { op: "gap"; sid: number; subject: string; lost?: number; atLeast?: boolean }
+
+export type BrokerMsg = WelcomeMsg | DeliverMsg | OkMsg | ErrMsg | PongMsg | ByeMsg | DroppedMsg | GapMsg;
 
 /** One peer as `status` reports it. */
 export interface PeerStatus {
@@ -170,6 +192,19 @@ export interface BrokerStatus {
   /** The STATUS_MAX_SUBJECTS_LISTED most recently published: each one's last seq and publishes since the broker started tracking it. */
   published: Array<{ subject: string; seq: number; messages: number }>;
   pendingRequests: number;
+  /** The recent history kept for `since` and `history` (counts 0 with scope "peer"). Absent from older brokers. */
+  history?: { subjects: number; messages: number; bytes: number; maxBytes: number; perSubject: number; maxSubjects: number };
+  /** Where retained values and history are kept. Absent from older brokers. */
+  store?: {
+    kind: "sqlite" | "memory";
+    path?: string;
+    durability?: "normal" | "full";
+    /** Transactions committed, and refused (disk full, I/O error), since the broker started. */
+    commits: number;
+    failedCommits: number;
+    /** The last commit failed: what is new is in memory only until one succeeds. */
+    failing: boolean;
+  };
   /** The daemon's process: rss, heapUsed and arrayBuffers (bytes), fds (open descriptors). */
   process?: Record<string, number>;
 }

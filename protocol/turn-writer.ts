@@ -36,6 +36,18 @@ export const RESERVE_MAX_BYTES = 8 * 1024;
 const MIN_SLAB_BYTES = 4 * 1024;
 const MAX_SLAB_BYTES = 64 * 1024;
 
+/**
+ * Work that must run before any bytes of this turn leave the process: the
+ * broker's store commit (daemon/core/durable-turn.ts), so that no frame
+ * reports a publish the store could still lose. Set by its owner each turn
+ * it has work; the first flush of any writer runs it, once.
+ */
+let beforeFlush: (() => void) | undefined;
+
+export function runBeforeNextFlush(work: () => void): void {
+  beforeFlush = work;
+}
+
 export class TurnWriter {
   readonly #stream: CorkableStream;
   #slab: Buffer | undefined;
@@ -117,6 +129,11 @@ export class TurnWriter {
 
   /** Writes what this turn gathered now (before an end(), or at the turn's end). */
   flush(): void {
+    if (beforeFlush !== undefined) {
+      const work = beforeFlush;
+      beforeFlush = undefined;
+      work();
+    }
     this.#sealSlab();
     const pieces = this.#pieces;
     if (pieces.length === 0) return;

@@ -10,11 +10,14 @@ import pino, { type Logger } from "pino";
 import type { BrokerStatus, ClientOp, NotifyInfo } from "../../protocol/index.js";
 import { InvalidArgumentError, PROTOCOL_VERSION } from "../../protocol/index.js";
 import * as handlers from "./handlers/index.js";
+import type { DurableStore } from "./durable-store.js";
 import type { Notifier } from "./notifier.js";
 import { describeExe, evaluate, permits, type CodeSigningCheck, type Policy, type Right } from "./policy.js";
 import { parseLimits, type BrokerLimitOptions } from "./options.js";
 import type { Outbound, PeerInbound, PeerLink } from "./peer-link.js";
 import { RequestTable } from "./request-table.js";
+import { DurableTurn } from "./durable-turn.js";
+import { History } from "./history.js";
 import { RetainedStore } from "./retained-store.js";
 import { Sequences, volatileSequenceFloor, type SequenceFloor } from "./sequences.js";
 import { Session, type SessionHost, type SubscriptionEntry } from "./session.js";
@@ -23,8 +26,18 @@ import { SERVER_VERSION } from "./version.js";
 
 export interface BrokerOptions {
   limits?: Partial<BrokerLimitOptions>;
-  /** Where sequence numbers resume after a restart; volatile (from 0) when omitted. */
+  /**
+   * Where sequence numbers resume after a restart; volatile (from 0) when
+   * omitted. With a `store`, the store's reservation is a second floor and
+   * new reservations are written there (this one's reserve() is not called).
+   */
   sequenceFloor?: SequenceFloor;
+  /**
+   * Where retained values, history and the sequence reservation are written
+   * through, and read back from at start (core/durable-store.ts). Without
+   * one, nothing outlives the process (`--store memory`).
+   */
+  store?: DurableStore;
   logger?: Logger;
   /**
    * The id of the process hosting the broker, reported as `pid` in `status`
@@ -126,6 +139,8 @@ export class Broker implements SessionHost {
   readonly #statusSource: handlers.StatusSource;
   #policy: Policy | undefined;
   readonly #codeSigningCheck: CodeSigningCheck | undefined;
+  readonly #durable: DurableTurn | undefined;
+  readonly #store: DurableStore | undefined;
   #nextPeerId = 1;
   #closing = false;
 
@@ -138,17 +153,44 @@ export class Broker implements SessionHost {
     this.#slowConsumer = options.slowConsumer ?? "drop";
     this.#policy = options.policy;
     this.#codeSigningCheck = options.codeSigningCheck;
+    const store = options.store;
+    const snapshot = store?.load();
+    const durable = store === undefined ? undefined : new DurableTurn(store, this.#log.child({ component: "store" }));
+    this.#durable = durable;
+    this.#store = store;
+    const given = options.sequenceFloor ?? volatileSequenceFloor();
+    // With a store, reservations are kept there, in the commit that comes before any number past the old one is seen.
+    const floor: SequenceFloor =
+      durable === undefined ? given : { floor: Math.max(given.floor, snapshot?.sequenceReservation ?? 0), reserve: (upTo) => durable.reserve(upTo) };
+    const sequences = new Sequences(floor, this.limits.maxTrackedSubjects);
+    const retained = new RetainedStore({
+      maxEntries: this.limits.maxRetainedEntries,
+      maxBytes: this.limits.maxRetainedBytes,
+      maxEntriesPerUid: this.limits.maxRetainedEntriesPerUid,
+      maxBytesPerUid: this.limits.maxRetainedBytesPerUid,
+      exemptUid: options.ownerUid,
+    });
+    const history = new History(
+      { perSubject: this.limits.maxHistoryPerSubject, maxBytes: this.limits.maxHistoryBytes, maxSubjects: this.limits.maxHistorySubjects },
+      snapshot?.createdAt ?? { seq: floor.floor, time: this.startedAt.getTime() },
+      durable,
+    );
+    if (snapshot !== undefined) {
+      for (const r of snapshot.retained) {
+        retained.restore({ subject: r.subject, payload: r.payload, enc: r.enc, seq: r.seq }, r.owner);
+        sequences.seed(r.subject, r.seq);
+      }
+      history.load(snapshot.subjects, snapshot.messages);
+      for (const m of snapshot.messages) sequences.seed(m.subject, m.seq);
+      this.#log.info({ retained: snapshot.retained.length, messages: snapshot.messages.length, subjects: snapshot.subjects.length, floor: floor.floor }, "state loaded from the store");
+    }
     this.#context = {
       limits: this.limits,
       index: this.#index,
-      retained: new RetainedStore({
-        maxEntries: this.limits.maxRetainedEntries,
-        maxBytes: this.limits.maxRetainedBytes,
-        maxEntriesPerUid: this.limits.maxRetainedEntriesPerUid,
-        maxBytesPerUid: this.limits.maxRetainedBytesPerUid,
-        exemptUid: options.ownerUid,
-      }),
-      sequences: new Sequences(options.sequenceFloor ?? volatileSequenceFloor(), this.limits.maxTrackedSubjects),
+      retained,
+      sequences,
+      history,
+      durable,
       requests: this.#requests,
       notifier: this.#notifier === undefined ? undefined : shielded(this.#notifier, this.#log),
       allowed: (session, right, subject, id) => this.#allowed(session, right, subject, id),
@@ -159,6 +201,12 @@ export class Broker implements SessionHost {
       startedAt: this.startedAt,
       pid,
       describeProcess: options.describeProcess,
+      store: () => ({
+        ...(store?.description ?? { kind: "memory" as const }),
+        commits: durable?.commits ?? 0,
+        failedCommits: durable?.failedCommits ?? 0,
+        failing: durable?.failing ?? false,
+      }),
     };
   }
 
@@ -276,6 +324,8 @@ export class Broker implements SessionHost {
         return handlers.post(ctx, session, op);
       case "state":
         return handlers.state(ctx, session, op);
+      case "history":
+        return handlers.history(ctx, session, op);
       case "hello":
         return; // handled by the session
     }
@@ -370,6 +420,8 @@ export class Broker implements SessionHost {
       session.ended();
     }
     this.#requests.clear();
+    // What the last turn wrote reaches the store before the daemon closes it.
+    this.#durable?.close();
   }
 
   #deliver(session: Session, message: Outbound): void {

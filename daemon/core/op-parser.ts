@@ -4,7 +4,7 @@
 // (docs/PROTOCOL.md, "Versioning").
 
 import type { WireErrorCode, ClientOp, ClientOpName, PayloadEncoding, PubOp } from "../../protocol/index.js";
-import { CLIENT_OPS, PAYLOAD_ENCODINGS, INBOX_PREFIX, MAX_CLIENT_NAME_BYTES, MAX_ID, queueNameProblem, subjectProblem, validSubjectTokens, notifyNameProblem } from "../../protocol/index.js";
+import { CLIENT_OPS, PAYLOAD_ENCODINGS, INBOX_PREFIX, MAX_CLIENT_NAME_BYTES, MAX_HISTORY_LIMIT, MAX_ID, queueNameProblem, subjectProblem, validSubjectTokens, notifyNameProblem } from "../../protocol/index.js";
 import type { BrokerLimitOptions } from "./options.js";
 
 export interface OpFault {
@@ -192,14 +192,15 @@ function readOp(op: ClientOpName, f: Fields, limits: BrokerLimitOptions): Client
         throw new Invalid("reserved_subject", `subjects under "${INBOX_PREFIX}" are the broker's reply inboxes`);
       }
       const queue = f.optionalQueue();
-      return {
-        op,
-        sid: f.uint("sid"),
-        subject,
-        queue,
-        replay: f.optionalBool("replay"),
-        id: f.optionalUint("id"),
-      };
+      const replay = f.optionalBool("replay");
+      const since = f.optionalUint("since", Number.MAX_SAFE_INTEGER);
+      const sinceTime = f.optionalUint("sinceTime", Number.MAX_SAFE_INTEGER);
+      if (since !== undefined || sinceTime !== undefined) {
+        if (since !== undefined && sinceTime !== undefined) throw new Invalid("bad_field", `"sub" takes "since" or "sinceTime", not both`);
+        if (queue !== undefined) throw new Invalid("bad_field", `"sub" with "queue" cannot resume ("since"/"sinceTime"): a queue group's members share the messages, none owns the past`);
+        if (replay === true) throw new Invalid("bad_field", `"sub" takes "replay" or a resume point ("since"/"sinceTime"), not both: the resumed history already holds every retained publish after the point`);
+      }
+      return { op, sid: f.uint("sid"), subject, queue, replay, since, sinceTime, id: f.optionalUint("id") };
     }
     case "unsub":
       return { op, sid: f.uint("sid"), id: f.optionalUint("id") };
@@ -244,5 +245,7 @@ function readOp(op: ClientOpName, f: Fields, limits: BrokerLimitOptions): Client
       return { op, name: f.notifyName(), state: f.optionalState(), id: f.optionalUint("id") };
     case "state":
       return { op, name: f.notifyName(), id: f.uint("id") };
+    case "history":
+      return { op, subject: f.subject("subject", true), limit: f.optionalUint("limit", MAX_HISTORY_LIMIT, 1), id: f.uint("id") };
   }
 }

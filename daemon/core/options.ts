@@ -38,6 +38,12 @@ export interface BrokerLimitOptions {
   maxRetainedBytesPerUid: number;
   /** Most subjects whose sequence number is remembered individually (see sequences.ts). */
   maxTrackedSubjects: number;
+  /** Messages kept per subject for `since` and `history` (history.ts); older ones are dropped and counted. */
+  maxHistoryPerSubject: number;
+  /** Bytes of history kept in all (payloads, subjects and 64 each); past it the least recently published subject loses its oldest first. */
+  maxHistoryBytes: number;
+  /** Subjects with a history; past it the least recently published subject is forgotten whole. */
+  maxHistorySubjects: number;
   /**
    * Bytes of `msg` frames the broker may hold in its own queue for one peer
    * (beyond what its socket took): past it the oldest are dropped, or the
@@ -78,6 +84,12 @@ export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimitOptions> = Object.freeze
   maxRetainedEntriesPerUid: 5_000,
   maxRetainedBytesPerUid: 32 * 1024 * 1024,
   maxTrackedSubjects: 100_000,
+  // 64 messages: a subscriber away for a restart or a sleep misses nothing on
+  // a subject that changes a few times a second; 64 MiB and 10,000 subjects
+  // bound the whole (in memory, and on disk with the store).
+  maxHistoryPerSubject: 64,
+  maxHistoryBytes: 64 * 1024 * 1024,
+  maxHistorySubjects: 10_000,
   // 8 MiB: eight maximum-size messages, or ~100k small ones, behind a reader.
   maxOutboundBytesPerPeer: 8 * 1024 * 1024,
   helloTimeoutMs: 5_000,

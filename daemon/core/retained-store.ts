@@ -109,20 +109,24 @@ export class RetainedStore {
       return true;
     }
     if (this.refusal(value.subject, value.payload, owner) !== undefined) return false;
-    this.#forget(value.subject);
     // The payload may be a view into a larger receive buffer: keep only its own bytes.
-    const kept: Kept = {
-      value: { ...value, payload: Uint8Array.prototype.slice.call(value.payload) },
-      owner,
-      size: entrySize(value.subject, value.payload),
-    };
+    this.restore({ ...value, payload: Uint8Array.prototype.slice.call(value.payload) }, owner);
+    return true;
+  }
+
+  /**
+   * Puts back a value the store kept, whatever the bounds say now (they may
+   * have been lowered since): a value once accepted is never dropped to fit.
+   */
+  restore(value: RetainedValue, owner: number | null): void {
+    this.#forget(value.subject);
+    const kept: Kept = { value, owner, size: entrySize(value.subject, value.payload) };
     this.#values.set(value.subject, kept);
     this.#bytes += kept.size;
     const use = this.#use.get(owner) ?? { uid: owner, count: 0, bytes: 0 };
     use.count++;
     use.bytes += kept.size;
     this.#use.set(owner, use);
-    return true;
   }
 
   get(subject: string): RetainedValue | undefined {

@@ -1,6 +1,9 @@
-// Per-subject sequence numbers that only grow, also across broker restarts.
-// They become a notify(3) name's 64-bit state, and a client that remembers
-// "last seen 41" must never be shown 41 again by a restarted broker.
+// Sequence numbers that only grow, also across broker restarts: one counter
+// for the whole broker, so a number says where a publish stands among all
+// publishes, of every subject. They become a notify(3) name's 64-bit state,
+// a client that remembers "last seen 41" must never be shown 41 again by a
+// restarted broker, and one number is enough to resume a subscription on
+// many subjects (`sub` with `since`, docs/PROTOCOL.md §9.6).
 //
 // The core touches no files, so durability is a `SequenceFloor` given by the
 // daemon: it says the lowest value a fresh broker may issue, and is told,
@@ -27,10 +30,10 @@ export function volatileSequenceFloor(floor = 0): SequenceFloor {
 
 export class Sequences {
   readonly #floor: SequenceFloor;
-  // Subjects evicted from here restart above `#highest`, which is still above
-  // their last value: the order per subject holds, only contiguity is lost.
-  // Each value sits in a holder, so a publish costs one cache lookup (which
-  // also marks it recently used) and no second write into the cache.
+  // Each subject's last value, for `state`, notify and `status`: a subject
+  // evicted from here reads 0 until its next publish. Each value sits in a
+  // holder, so a publish costs one cache lookup (which also marks it
+  // recently used) and no second write into the cache.
   readonly #last: LRUCache<string, { value: number; count: number }>;
   #highest: number;
   #reserved: number;
@@ -48,13 +51,15 @@ export class Sequences {
     return this.#last.get(subject)?.value ?? 0;
   }
 
+  /** The highest value issued so far (the floor before the first). */
+  get highest(): number {
+    return this.#highest;
+  }
+
   next(subject: string): number {
     const held = this.#last.get(subject);
-    const value = (held?.value ?? this.#highest) + 1;
-    if (value > this.#highest) {
-      this.#highest = value;
-      if (value > this.#reserved) this.#reserveFrom(value);
-    }
+    const value = ++this.#highest;
+    if (value > this.#reserved) this.#reserveFrom(value);
     if (held !== undefined) {
       held.value = value;
       held.count++;
@@ -62,6 +67,13 @@ export class Sequences {
       this.#last.set(subject, { value, count: 1 });
     }
     return value;
+  }
+
+  /** Remembers `subject`'s last value from before this broker started (the store's), without issuing one. */
+  seed(subject: string, value: number): void {
+    const held = this.#last.get(subject);
+    if (held === undefined) this.#last.set(subject, { value, count: 0 });
+    else if (value > held.value) held.value = value;
   }
 
   /** Subjects tracked (at most maxTrackedSubjects). */

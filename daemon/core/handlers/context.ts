@@ -2,6 +2,8 @@
 // the broker provides, the policy check and delivery. The Broker builds one
 // of these over its private fields; the handlers keep no state of their own.
 
+import type { DurableTurn } from "../durable-turn.js";
+import type { History } from "../history.js";
 import type { Notifier } from "../notifier.js";
 import type { Outbound } from "../peer-link.js";
 import type { Right } from "../policy.js";
@@ -17,6 +19,9 @@ export interface BrokerContext {
   readonly index: SubjectIndex<Session, SubscriptionEntry>;
   readonly retained: RetainedStore;
   readonly sequences: Sequences;
+  readonly history: History;
+  /** This turn's writes to the store; undefined without one (`--store memory`): then `ok` goes out at once. */
+  readonly durable: DurableTurn | undefined;
   readonly requests: RequestTable;
   /** Without one, the notify ops answer `notify_unavailable` and publishes post nothing. */
   readonly notifier: Notifier | undefined;

@@ -2,7 +2,7 @@
 // lib/handlers/<packet>.js). Each is a function of the broker's context, the
 // peer's session and the parsed op; the Broker dispatches to them.
 export { wireUint, type BrokerContext } from "./context.js";
-export { subscribe, unsubscribe, get } from "./subscribe.js";
+export { subscribe, unsubscribe, get, history } from "./subscribe.js";
 export { publish } from "./publish.js";
 export { request } from "./request.js";
 export { watch, unwatch, post, state } from "./notify.js";

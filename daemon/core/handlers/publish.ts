@@ -1,7 +1,8 @@
-// `pub`: a publish is numbered, retained if asked, routed (one shared
-// encoding for every plain subscriber, one member per queue group), then
-// posted as a notification. A publish to an inbox is a reply to a request
-// and goes to the request table instead.
+// `pub`: a publish is numbered, retained if asked, kept in its subject's
+// history, routed (one shared encoding for every plain subscriber, one member
+// per queue group), then posted as a notification. With a store, its `ok`
+// waits for the turn's commit (durable-turn.ts). A publish to an inbox is a
+// reply to a request and goes to the request table instead.
 
 import type { DeliverMsg, PubOp } from "../../../protocol/index.js";
 import { INBOX_PREFIX } from "../../../protocol/index.js";
@@ -28,7 +29,15 @@ export function publish(ctx: BrokerContext, session: Session, op: PubOp): void {
     }
   }
   const seq = ctx.sequences.next(op.subject);
-  if (op.retain === true) ctx.retained.put({ subject: op.subject, payload: op.p, enc: op.enc, seq }, owner);
+  const durable = ctx.durable;
+  if (op.retain === true) {
+    ctx.retained.put({ subject: op.subject, payload: op.p, enc: op.enc, seq }, owner);
+    if (durable !== undefined) {
+      const kept = ctx.retained.get(op.subject);
+      durable.retained(op.subject, kept === undefined ? undefined : { ...kept, owner });
+    }
+  }
+  ctx.history.append(op.subject, seq, Date.now(), op.p, op.enc);
   const match = ctx.index.match(op.subject);
   if (match.plainOwners.length > 0 || match.groups.length > 0) {
     const msg: DeliverMsg = { op: "msg", subject: op.subject, p: op.p, seq: seq };
@@ -46,5 +55,7 @@ export function publish(ctx: BrokerContext, session: Session, op: PubOp): void {
     }
   }
   ctx.notifier?.published(op.subject, seq);
-  if (op.id !== undefined) session.send({ op: "ok", id: op.id, seq: seq });
+  if (op.id === undefined) return;
+  if (durable !== undefined) durable.ack(session, op.id, seq, op.subject);
+  else session.send({ op: "ok", id: op.id, seq: seq });
 }

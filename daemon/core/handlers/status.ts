@@ -27,6 +27,20 @@ export interface StatusSource {
   /** The hosting process's id, as the broker was told (BrokerOptions.pid). */
   readonly pid: number;
   readonly describeProcess: (() => Record<string, number>) | undefined;
+  /** How the store is kept and how its commits went. */
+  readonly store: () => NonNullable<BrokerStatus["store"]>;
+}
+
+function historyStatus(ctx: BrokerContext, own: boolean): NonNullable<BrokerStatus["history"]> {
+  const h = ctx.history;
+  return {
+    subjects: own ? 0 : h.subjectCount,
+    messages: own ? 0 : h.size,
+    bytes: own ? 0 : (wireUint(h.bytes) as number),
+    maxBytes: wireUint(h.bounds.maxBytes) as number,
+    perSubject: h.bounds.perSubject,
+    maxSubjects: h.bounds.maxSubjects,
+  };
 }
 
 function peerStatus(s: Session): PeerStatus {
@@ -88,6 +102,8 @@ export function status(ctx: BrokerContext, source: StatusSource, viewer?: Sessio
     publishedCount: ctx.sequences.size,
     published: ctx.sequences.recent(STATUS_MAX_SUBJECTS_LISTED).map((p) => ({ subject: p.subject, seq: wireUint(p.seq) as number, messages: wireUint(p.messages) as number })),
     pendingRequests: ctx.requests.size,
+    history: historyStatus(ctx, false),
+    store: source.store(),
     ...(source.describeProcess === undefined ? {} : { process: source.describeProcess() }),
   };
 }
@@ -116,5 +132,8 @@ function ownStatus(ctx: BrokerContext, source: StatusSource, viewer: Session): B
     publishedCount: 0,
     published: [],
     pendingRequests: 0,
+    history: historyStatus(ctx, true),
+    // How the broker keeps state is configuration; where (a path in the owner's home) is not its business.
+    store: { ...source.store(), path: undefined },
   };
 }

@@ -1,0 +1,172 @@
+// One event-loop turn's writes to the store, committed as one transaction
+// before any frame of the turn leaves the process (the TurnWriter barrier),
+// so the store never caps throughput with a transaction per publish and
+// nobody ever sees a message the store could still lose. The `ok` of a `pub`
+// with `id` waits here for the commit: `ok` means "in the store".
+//
+// A commit that fails (disk full, an I/O error) keeps the broker running: the
+// publishers waiting for that commit get `err store_full` / `store_failed`
+// (their messages were delivered and are in memory, not on disk), and the
+// changes are carried into the next commit, retried at the next write or
+// after STORE_RETRY_MS, so memory and disk agree again once there is room.
+
+import type { Logger } from "pino";
+import { runBeforeNextFlush, XpcbusError } from "../../protocol/index.js";
+import type { DurableStore, StoredMessage, StoredRetained } from "./durable-store.js";
+import type { HistoryChanges, HistoryEntry, SubjectHistory } from "./history.js";
+import type { Session } from "./session.js";
+
+/** How long after a failed commit the broker tries again when nothing new is written. */
+export const STORE_RETRY_MS = 1_000;
+
+interface PendingAck {
+  readonly session: Session;
+  readonly id: number;
+  readonly seq: number;
+  readonly subject: string;
+}
+
+export class DurableTurn implements HistoryChanges {
+  readonly #store: DurableStore;
+  readonly #log: Logger;
+  #messages: StoredMessage[] = [];
+  readonly #trims = new Map<string, number>();
+  readonly #subjects = new Map<string, SubjectHistory>();
+  readonly #forget = new Set<string>();
+  readonly #retainedPut = new Map<string, StoredRetained>();
+  readonly #retainedDelete = new Set<string>();
+  #reservation: number | undefined;
+  #acks: PendingAck[] = [];
+  #scheduled = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  /** The last commit failed: logged once until one succeeds. */
+  #failing = false;
+  commits = 0;
+  failedCommits = 0;
+  readonly #commit = (): void => this.commit();
+
+  constructor(store: DurableStore, log: Logger) {
+    this.#store = store;
+    this.#log = log;
+  }
+
+  get failing(): boolean {
+    return this.#failing;
+  }
+
+  appended(entry: HistoryEntry, record: SubjectHistory): void {
+    if (this.#forget.delete(record.subject)) {
+      // Forgotten and published again in one turn: what the store had of it goes, the new message stays.
+      this.#trims.set(record.subject, entry.seq);
+    }
+    this.#messages.push(entry);
+    this.#subjects.set(record.subject, record);
+    this.#schedule();
+  }
+
+  trimmed(record: SubjectHistory, belowSeq: number): void {
+    const previous = this.#trims.get(record.subject);
+    if (previous === undefined || belowSeq > previous) this.#trims.set(record.subject, belowSeq);
+    this.#subjects.set(record.subject, record);
+    this.#schedule();
+  }
+
+  forgotten(subject: string): void {
+    this.#forget.add(subject);
+    this.#subjects.delete(subject);
+    this.#trims.delete(subject);
+    this.#schedule();
+  }
+
+  /** A subject's retained value set, or cleared (undefined). */
+  retained(subject: string, value: StoredRetained | undefined): void {
+    if (value === undefined) {
+      this.#retainedPut.delete(subject);
+      this.#retainedDelete.add(subject);
+    } else {
+      this.#retainedDelete.delete(subject);
+      this.#retainedPut.set(subject, value);
+    }
+    this.#schedule();
+  }
+
+  /** A new sequence reservation: kept with this turn's commit, which comes before any number past the old one is seen. */
+  reserve(upTo: number): void {
+    this.#reservation = upTo;
+    this.#schedule();
+  }
+
+  /** Answers `ok` to this publish once the turn is committed (or `err` if the commit fails). */
+  ack(session: Session, id: number, seq: number, subject: string): void {
+    this.#acks.push({ session, id, seq, subject });
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    runBeforeNextFlush(this.#commit);
+    process.nextTick(this.#commit);
+  }
+
+  /** Commits what is pending now; a no-op when nothing is. */
+  commit(): void {
+    if (!this.#scheduled) return;
+    this.#scheduled = false;
+    const acks = this.#acks;
+    this.#acks = [];
+    const trims = this.#trims;
+    // A message a trim of the same batch deletes is not written at all (a burst on one subject writes its last few).
+    const messages = trims.size === 0 ? this.#messages : this.#messages.filter((m) => m.seq >= (trims.get(m.subject) ?? 0) && !this.#forget.has(m.subject));
+    try {
+      this.#store.commit({
+        retainedPut: [...this.#retainedPut.values()],
+        retainedDelete: [...this.#retainedDelete],
+        messages,
+        trims: [...trims].map(([subject, belowSeq]) => ({ subject, belowSeq })),
+        subjects: [...this.#subjects.values()].map((record) => record.toStored()),
+        forget: [...this.#forget],
+        sequenceReservation: this.#reservation,
+      });
+    } catch (error) {
+      this.#failed(error, messages, acks);
+      return;
+    }
+    this.commits++;
+    if (this.#failing) this.#log.info("the store accepts writes again");
+    this.#failing = false;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    this.#messages = [];
+    trims.clear();
+    this.#subjects.clear();
+    this.#forget.clear();
+    this.#retainedPut.clear();
+    this.#retainedDelete.clear();
+    this.#reservation = undefined;
+    for (const a of acks) a.session.send({ op: "ok", id: a.id, seq: a.seq });
+  }
+
+  #failed(error: unknown, messages: StoredMessage[], acks: PendingAck[]): void {
+    this.failedCommits++;
+    const code = error instanceof XpcbusError && error.code === "store_full" ? "store_full" : "store_failed";
+    const said = error instanceof Error ? error.message : String(error);
+    if (!this.#failing) this.#log.error({ err: error }, "the store refused a commit; the broker keeps serving from memory and retries");
+    this.#failing = true;
+    // Carried into the next commit: only what is still in the history.
+    this.#messages = messages;
+    const reason = `${code === "store_full" ? "the store's disk is full" : "the store failed"} (${said}): this publish was delivered and is kept in memory, but is not on disk yet; the broker retries`;
+    for (const a of acks) a.session.error(code, reason, a.id, a.subject);
+    this.#retryTimer ??= setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#schedule();
+    }, STORE_RETRY_MS).unref();
+  }
+
+  /** Commits what is pending and stops retrying (the broker is closing). */
+  close(): void {
+    this.commit();
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+  }
+}
