@@ -106,6 +106,19 @@ for _ in $(seq 1 100); do
 done
 PATH=$bin "$xpcbus" status --socket "$socket" >/dev/null || fail "the installed daemon never answered"
 
+# The store: better-sqlite3 is an optional dependency. With no compiler and no
+# prebuilt download its install fails and npm drops it: the daemon must start
+# anyway, without durability, and say so in one warning. Where it did install
+# (a prebuilt was found), the daemon must be using it.
+if [ -e "$app/node_modules/better-sqlite3/build/Release/better_sqlite3.node" ]; then
+  [ -e "$socket.store.db" ] || fail "better-sqlite3 is installed but the daemon made no store at $socket.store.db"
+  echo "pack-smoke: store: sqlite at ${socket#"$work/"}.store.db"
+else
+  grep -q '"msg":"durability is off' "$work/daemon.log" ||
+    fail "better-sqlite3 did not install, and the daemon did not warn that durability is off: $(cat "$work/daemon.log")"
+  echo "pack-smoke: store: better-sqlite3 not installed (no compiler, no prebuilt); the daemon warned and runs in memory"
+fi
+
 # The CLI: a retained publish, then a subscriber that gets it first (--replay).
 PATH=$bin bounded 30 "$xpcbus" pub smoke.cli '{"from":"xpcbus pub"}' --json --retain --socket "$socket"
 got=$(PATH=$bin bounded 30 "$xpcbus" sub smoke.cli --replay --count 1 --json --socket "$socket")

@@ -21,6 +21,7 @@ import { DarwinNotifier } from "./notify/darwin-notifier.js";
 import { XpcServerTransport } from "./transports/xpc-server.js";
 import type { ServerTransport } from "./transports/server-transport.js";
 import { TableNotifier } from "./notify/table-notifier.js";
+import { openDaemonStore } from "./store/daemon-store.js";
 
 /** How long a shutdown waits for peers to take their `bye` before the process exits anyway. */
 export const SHUTDOWN_GRACE_MS = 1_500;
@@ -54,6 +55,17 @@ export interface DaemonOptions {
   /** The environment to read systemd's LISTEN_FDS/LISTEN_PID from (default process.env; the variables are removed once used). */
   env?: NodeJS.ProcessEnv;
   limits?: Partial<BrokerLimitOptions>;
+  /**
+   * Where retained values and history persist: "memory" (nowhere), or the
+   * SQLite file's path. Default: the per-user state directory for a broker on
+   * its default socket, `<socket>.store.db` for any other (store/store-path.ts);
+   * without better-sqlite3 the default falls back to memory with a warning.
+   */
+  store?: string;
+  /** "normal" (default): survives a crash of the broker; "full": also a power loss. */
+  durability?: "normal" | "full";
+  /** Move a corrupt or newer-schema store aside and start an empty one, instead of refusing to start. */
+  storeReset?: boolean;
   logger: Logger;
 }
 
@@ -102,19 +114,43 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   });
   // Refuse before touching anything a running broker owns (its notify table).
   await transport.checkAddress();
-  const notifier = createNotifier(options, path, limits.maxNotifySlots, limits.maxNotifyStates);
-  const broker = new Broker({
-    limits,
-    logger: log,
-    pid: process.pid,
-    ownerUid: process.getuid?.(),
-    sequenceFloor: fileSequenceFloor(options.stateFile ?? `${path}.seq`, log),
-    notifier,
-    slowConsumer: options.slowConsumer,
-    policy: options.policy ?? ownerOnlyPolicy(process.getuid?.() ?? 0),
-    codeSigningCheck: process.platform === "darwin" ? loadNative().codeSatisfies : undefined,
-    describeProcess,
+  // With a store, the broker keeps its reservations there and only reads this
+  // floor (the legacy <socket>.seq file, or the clock): a store's first start
+  // still begins above everything the file-based broker issued.
+  const sequenceFloor = fileSequenceFloor(options.stateFile ?? `${path}.seq`, log);
+  const store = openDaemonStore({
+    store: options.store,
+    durability: options.durability,
+    reset: options.storeReset === true,
+    system: options.system === true,
+    socketPath: path,
+    // A service manager passes the default path explicitly (launchd/program.ts): its store still belongs in the state directory.
+    socketPathIsDefault: isDefault || path === (options.system === true ? SYSTEM_SOCKET_PATH : defaultSocketPath(options.env ?? process.env)),
+    log,
+    createdAtSeq: sequenceFloor.floor,
   });
+  let notifier: Notifier | undefined;
+  let broker: Broker;
+  try {
+    notifier = createNotifier(options, path, limits.maxNotifySlots, limits.maxNotifyStates);
+    broker = new Broker({
+      limits,
+      logger: log,
+      pid: process.pid,
+      ownerUid: process.getuid?.(),
+      sequenceFloor,
+      store,
+      notifier,
+      slowConsumer: options.slowConsumer,
+      policy: options.policy ?? ownerOnlyPolicy(process.getuid?.() ?? 0),
+      codeSigningCheck: process.platform === "darwin" ? loadNative().codeSatisfies : undefined,
+      describeProcess,
+    });
+  } catch (error) {
+    notifier?.close();
+    store?.close();
+    throw error;
+  }
   const transports: ServerTransport[] = [transport];
   let stop: ((reason?: string) => Promise<void>) | undefined;
   if (options.service !== undefined) {
@@ -132,10 +168,17 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   } catch (error) {
     for (const t of transports) await t.stopAccepting();
     notifier.close();
+    store?.close();
     throw error;
   }
   log.info(
-    { socket: path, service: options.service, transports: transports.map((t) => t.name), notify: { ...notifier.info, instance: undefined } },
+    {
+      socket: path,
+      service: options.service,
+      transports: transports.map((t) => t.name),
+      notify: { ...notifier.info, instance: undefined },
+      store: store?.description ?? { kind: "memory" },
+    },
     "ready",
   );
 
@@ -155,6 +198,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       clearTimeout(timer);
       for (const t of transports) t.close?.();
       notifier.close();
+      // After the broker closed and the peers left: no turn commits any more.
+      store?.close();
       log.info("stopped");
     })();
     return stopping;

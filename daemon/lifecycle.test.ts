@@ -35,13 +35,15 @@ describe("daemon process", () => {
 
   it("uses $XDG_RUNTIME_DIR/xpcbus/broker.sock by default, and the CLI finds it there too", async () => {
     const runtime = tempDir();
-    const env = { XDG_RUNTIME_DIR: runtime, XPCBUS_SOCKET: "" };
+    // XDG_STATE_HOME: the default store of a broker on its default socket goes there, not to ~/.local/state.
+    const env = { XDG_RUNTIME_DIR: runtime, XDG_STATE_HOME: join(runtime, "state"), XPCBUS_SOCKET: "" };
     const { spawn } = await import("node:child_process");
     const { CLI, LineReader } = await import("./test-support/harness.js");
     const child = spawn(process.execPath, [CLI, "daemon"], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
     try {
       const ready = await new LineReader(child.stderr).waitForJson((l) => l["msg"] === "ready");
       expect(ready["socket"]).toBe(join(runtime, "xpcbus", "broker.sock"));
+      expect(ready["store"]).toMatchObject({ kind: "sqlite", path: join(runtime, "state", "xpcbus", "store.db") });
       expect(statSync(join(runtime, "xpcbus")).mode & 0o777).toBe(0o700);
       const status = await runCli(["status", "--json"], { env });
       expect(status.code).toBe(0);

@@ -25,6 +25,9 @@ export interface DaemonCommandOptions {
   policy?: string;
   slowConsumer?: string;
   limit?: string[];
+  store?: string;
+  durability?: string;
+  storeReset?: boolean;
 }
 
 function parseMode(text: string | undefined): number | undefined {
@@ -60,6 +63,11 @@ function parseSlowConsumer(text: string | undefined): "drop" | "disconnect" | un
   throw new CliError(`--slow-consumer "${text}" is not drop or disconnect`, EXIT_USAGE);
 }
 
+function parseDurability(text: string | undefined): "normal" | "full" | undefined {
+  if (text === undefined || text === "normal" || text === "full") return text;
+  throw new CliError(`--durability "${text}" is not normal or full`, EXIT_USAGE);
+}
+
 export async function daemonCommand(options: DaemonCommandOptions): Promise<void> {
   let level;
   try {
@@ -87,6 +95,9 @@ export async function daemonCommand(options: DaemonCommandOptions): Promise<void
       service: options.service,
       codeSigningRequirement: options.codeSigningRequirement,
       limits: parseLimitFlags(options.limit),
+      store: options.store,
+      durability: parseDurability(options.durability),
+      storeReset: options.storeReset,
       logger,
     });
   } catch (error) {
