@@ -49,6 +49,14 @@ describe("benchmark harness (tiny profile)", () => {
     expect(burst.publisherCpuMs).toBeGreaterThan(0); // read from /proc while the publisher was still alive
     expect(burst.subscribersCpuMs).toBeGreaterThan(0);
     expect(readFileSync(join(outDir, "latest.md"), "utf8")).toMatch(/## Burst/);
+    // Every store configuration, plain and retained, lost nothing; every one acked every retained publish.
+    const store = results.store!;
+    const configurations = ["memory", "sqlite", "sqlite full"];
+    expect(store.throughput.map((r) => `${r.store} ${r.publish}`)).toEqual([...configurations.map((c) => `${c} plain`), ...configurations.map((c) => `${c} retained`)]);
+    for (const row of store.throughput) expect(row.delivered, `${row.store} ${row.publish}`).toBe(row.messages);
+    expect(store.ack.map((r) => r.store)).toEqual(configurations);
+    for (const row of store.ack) expect(row.latency.count).toBe(row.publishes);
+    expect(readFileSync(join(outDir, "latest.md"), "utf8")).toMatch(/## Store/);
     if (process.platform === "linux") expect(results.notify!.postCost.map((r) => r.watchers)).toEqual([1, 10, 100, 1000]);
 
     const files = readdirSync(outDir);

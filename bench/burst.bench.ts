@@ -57,6 +57,10 @@ export interface BurstOptions {
   warmup?: number;
   /** A run in which no subscriber reports progress for this long is ended and its losses reported. Default 10 s. */
   stallMs?: number;
+  /** More `xpcbus daemon` options (xpcbus only), e.g. `["--store", "memory"]`. Default none: the product's defaults. */
+  brokerArgs?: readonly string[];
+  /** Every publish retained (xpcbus only). Default false. */
+  retain?: boolean;
   progress?: (line: string) => void;
 }
 
@@ -65,7 +69,7 @@ export async function burstOnce(system: SystemName, dir: string, options: BurstO
   const { subscribers, messages, window } = options;
   // Four progress lines per window: the publisher gets credit well before it runs dry.
   const reportEvery = Math.max(1, Math.floor(window / 4));
-  const server = await startSystem(system, dir);
+  const server = await startSystem(system, dir, { brokerArgs: options.brokerArgs });
   const subject = "bench.burst";
   const subs: Spawned[] = [];
   let publisher: Spawned | undefined;
@@ -75,7 +79,7 @@ export async function burstOnce(system: SystemName, dir: string, options: BurstO
       subs.push(spawnNode(clientScript("burst-subscriber"), [system, server.address, subject, String(messages), String(reportEvery)]));
     }
     await Promise.all(subs.map((s) => s.line("ready")));
-    const pub = spawnNode(clientScript("burst-publisher"), [system, server.address, subject, String(messages), String(options.payloadBytes)]);
+    const pub = spawnNode(clientScript("burst-publisher"), [system, server.address, subject, String(messages), String(options.payloadBytes), ...(options.retain === true ? ["retain"] : [])]);
     publisher = pub;
     await pub.line("ready");
 

@@ -18,9 +18,10 @@ import { run as slowConsumer } from "./slow-consumer.bench.js";
 import { run as burst } from "./burst.bench.js";
 import { run as pubStdin } from "./pub-stdin.bench.js";
 import { run as cliStartup } from "./cli-startup.bench.js";
+import { run as store } from "./store.bench.js";
 import type { SystemName } from "./support/systems.js";
 
-export const SCENARIOS = ["floors", "compare", "update-delivery", "throughput", "notify", "slow-consumer", "burst", "pub-stdin", "cli-startup"] as const;
+export const SCENARIOS = ["floors", "compare", "update-delivery", "throughput", "notify", "slow-consumer", "burst", "pub-stdin", "cli-startup", "store"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -65,6 +66,8 @@ const PROFILES = {
     fanoutMsgs: 10,
     tp: 500,
     tpSystems: ["xpcbus"] as SystemName[] | undefined,
+    // A window under the message count, so credit flows; every configuration and both publish kinds.
+    store: { messages: 500, rounds: 1, acks: 20, ackWarmup: 5, subjects: 5 },
     stdinLines: 1000,
     startupRuns: 2,
     floor: 100,
@@ -87,6 +90,8 @@ const PROFILES = {
     fanoutMsgs: 100,
     tp: 200_000,
     tpSystems: undefined,
+    // ~35 s on 2 cores: 18 runs 1 → 1 (3 configurations × plain, retained × 3 rounds), 3 × 2200 acks.
+    store: { messages: 100_000, rounds: 3, acks: 2000, ackWarmup: 200, subjects: 100 },
     stdinLines: 200_000,
     startupRuns: 10,
     floor: 2000,
@@ -107,6 +112,7 @@ const PROFILES = {
     fanoutMsgs: 500,
     tp: 500_000,
     tpSystems: undefined,
+    store: { messages: 500_000, rounds: 5, acks: 10_000, ackWarmup: 1000, subjects: 100 },
     stdinLines: 500_000,
     startupRuns: 10,
     floor: 10000,
@@ -178,6 +184,9 @@ export async function runBench(options: BenchOptions): Promise<RunResults> {
   });
   await attempt("cli-startup", async () => {
     results.cliStartup = await cliStartup({ runs: p.startupRuns });
+  });
+  await attempt("store", async () => {
+    results.store = await store({ ...p.store, payloadBytes: 64, progress });
   });
   results.durationS = Math.round((Date.now() - started) / 1000);
   mkdirSync(options.outDir, { recursive: true });

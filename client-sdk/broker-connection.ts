@@ -18,7 +18,7 @@ import {
 import type { ClientConnection, ClientTransport } from "./client-transport.js";
 import { MAX_WRITE_BUFFER_BYTES, type ClientSettings } from "./client-options.js";
 import { DEFAULT_MAX_PAYLOAD_BYTES, MAX_ID, PROTOCOL_VERSION, parseBrokerMessage, readAnswer } from "../protocol/index.js";
-import type { AnsweredOp, Answers, BrokerLimits, BrokerMessageFault, ClientOp, DeliverMsg, WelcomeMsg } from "../protocol/index.js";
+import type { AnsweredOp, Answers, BrokerLimits, BrokerMessageFault, ClientOp, DeliverMsg, GapMsg, SubAnswer, SubOp, WelcomeMsg } from "../protocol/index.js";
 
 /** What #dispatch did with an op. */
 const enum Dispatched {
@@ -34,15 +34,27 @@ const OP_OVERHEAD_BYTES = 64;
 
 export type ConnectionState = "connected" | "reconnecting" | "closed";
 
+/**
+ * A `sub` sent first on a new connection, and what to do with its `ok`:
+ * `answered` runs as the answer is read, before any frame after it, since the
+ * frames after it are the live messages of that subscription (§9.10).
+ */
+export interface ResumeSub {
+  op: SubOp;
+  answered(answer: SubAnswer): void;
+}
+
 /** What the connection tells the client built on it, from inside its handlers. */
 export interface ConnectionOwner {
   /** A new connection's `welcome` was accepted; nothing has been sent on it yet. */
   welcomed(welcome: WelcomeMsg): void;
-  /** Ops to send first on a new connection, before the buffered ones: the live subscriptions. */
-  resumeOps(): Iterable<ClientOp>;
+  /** Subscriptions to send first on a new connection, before the buffered ops. Their refusals go to brokerError. */
+  resumeOps(): Iterable<ResumeSub>;
   /** The new connection is in use: resumed ops and the buffer are sent. */
   resumed(): void;
   deliver(message: DeliverMsg): void;
+  /** Messages a resumed subscription asked for that the broker no longer keeps. */
+  gap(message: GapMsg): void;
   /** An `err` no pending call was waiting for. */
   brokerError(error: BrokerError): void;
   dropped(info: { count: number; total: number }): void;
@@ -56,6 +68,8 @@ export interface ConnectionOwner {
 interface PendingCall {
   /** The op it answers: how to read its `ok`. */
   readonly op: AnsweredOp;
+  /** Runs as the answer is read, before the next frame is (resolve's callbacks run later, in a microtask). */
+  readonly answered?: ((answer: unknown) => void) | undefined;
   resolve(answer: unknown): void;
   reject(error: Error): void;
   /** Ops sent while connected fail on disconnect; buffered ones were never sent. */
@@ -139,14 +153,23 @@ export class BrokerConnection {
     }
   }
 
-  /** Sends an op that expects `ok`/`err` (`pong` for `ping`), assigning its id; resolves with the answer, read for that op. */
-  call<K extends AnsweredOp>(callOp: CallOp<K>): Promise<Answers[K]> {
+  /**
+   * Sends an op that expects `ok`/`err` (`pong` for `ping`), assigning its id;
+   * resolves with the answer, read for that op. `answered`, when given, gets
+   * the answer synchronously, before any frame that follows it is handled.
+   */
+  call<K extends AnsweredOp>(callOp: CallOp<K>, answered?: (answer: Answers[K]) => void): Promise<Answers[K]> {
     const op = callOp as ClientOp & { op: K };
-    const id = this.#nextId;
-    this.#nextId = this.#nextId >= MAX_ID ? 1 : this.#nextId + 1;
+    const id = this.#takeId();
     op.id = id;
     const call = new Promise<Answers[K]>((resolve, reject) => {
-      const pending: PendingCall = { op: op.op, resolve: resolve as (answer: unknown) => void, reject, sent: false };
+      const pending: PendingCall = {
+        op: op.op,
+        answered: answered as ((answer: unknown) => void) | undefined,
+        resolve: resolve as (answer: unknown) => void,
+        reject,
+        sent: false,
+      };
       this.#pending.set(id, pending);
       try {
         pending.sent = this.#dispatch(op) !== Dispatched.Buffered;
@@ -161,6 +184,33 @@ export class BrokerConnection {
     );
     this.#inflight.add(tracked);
     return call;
+  }
+
+  #takeId(): number {
+    const id = this.#nextId;
+    this.#nextId = this.#nextId >= MAX_ID ? 1 : this.#nextId + 1;
+    return id;
+  }
+
+  /**
+   * Sends a subscription again on a new connection, with an id so its `ok`
+   * (and the `seq` in it) comes back. Not a call anyone awaits: a refusal is
+   * the broker's error for the application (as an `err` without id used to
+   * be); a lost connection is nothing to report, the next one resends it.
+   */
+  #resubscribe(connection: ClientConnection, resume: ResumeSub): void {
+    const id = this.#takeId();
+    resume.op.id = id;
+    this.#pending.set(id, {
+      op: "sub",
+      answered: resume.answered as (answer: unknown) => void,
+      resolve: () => {},
+      reject: (error) => {
+        if (error instanceof BrokerError) this.#owner.brokerError(error);
+      },
+      sent: true,
+    });
+    connection.send(resume.op);
   }
 
   /**
@@ -277,7 +327,7 @@ export class BrokerConnection {
     this.#owner.welcomed(accepted);
     this.#state = "connected";
     // Subscriptions first, so nothing published by the buffered ops is missed.
-    for (const op of this.#owner.resumeOps()) connection.send(op);
+    for (const resume of this.#owner.resumeOps()) this.#resubscribe(connection, resume);
     const outbox = this.#outbox;
     this.#outbox = [];
     this.#outboxBytes = 0;
@@ -309,8 +359,10 @@ export class BrokerConnection {
         if (pending === undefined) return;
         this.#pending.delete(message.id);
         const read = readAnswer(pending.op, message);
-        if ("answer" in read) pending.resolve(read.answer);
-        else pending.reject(unreadableAnswer(read.fault));
+        if ("answer" in read) {
+          pending.answered?.(read.answer);
+          pending.resolve(read.answer);
+        } else pending.reject(unreadableAnswer(read.fault));
         return;
       }
       case "err": {
@@ -328,6 +380,9 @@ export class BrokerConnection {
       }
       case "dropped":
         this.#owner.dropped({ count: message.count, total: message.total });
+        return;
+      case "gap":
+        this.#owner.gap(message);
         return;
       case "bye":
         // The broker is going away; the close that follows triggers a reconnect.

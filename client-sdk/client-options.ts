@@ -4,6 +4,7 @@
 import type { BrokerError, CallbackError } from "./errors.js";
 import { InvalidArgumentError } from "./errors.js";
 import type { Payload, PayloadEncoding } from "../protocol/index.js";
+import type { SubscriptionGap } from "./subscription.js";
 
 export interface ReconnectOptions {
   /** Reconnect after losing the broker (default true). */
@@ -49,7 +50,7 @@ export interface PublishOptions {
 }
 
 export interface PublishAck {
-  /** The subject's sequence number given to this publish (undefined when `ack: false`). */
+  /** The broker's sequence number given to this publish, one counter for all subjects (undefined when `ack: false`). */
   seq: number | undefined;
 }
 
@@ -83,6 +84,31 @@ export type GetResult =
   | { found: true; subject: string; data: Payload; raw: Uint8Array; encoding: PayloadEncoding; seq: number }
   | { found: false; subject: string; seq: 0 };
 
+export interface HistoryOptions {
+  /** How many of the latest kept messages, 1 to MAX_HISTORY_LIMIT (1000); default DEFAULT_HISTORY_LIMIT (100). */
+  limit?: number;
+}
+
+/** A message the broker keeps in its history, as history() gives it: a Message's fields and when it was accepted. */
+export interface HistoryMessage {
+  readonly subject: string;
+  /** The payload as it was published: bytes, a string, or a JSON value. */
+  readonly data: Payload;
+  readonly raw: Uint8Array;
+  readonly encoding: PayloadEncoding;
+  /** The broker's sequence number of the publish (what `since` takes). */
+  readonly seq: number;
+  /** When the broker accepted it (what `sinceTime` compares with). */
+  readonly time: Date;
+}
+
+export interface HistoryResult {
+  /** The latest kept messages matching, oldest first. */
+  messages: HistoryMessage[];
+  /** True when the broker kept more than one answer could hold: `messages` are the newest that fitted. */
+  truncated: boolean;
+}
+
 export interface ClientEvents {
   disconnected: [error: Error | undefined];
   reconnecting: [info: { attempt: number; delayMs: number }];
@@ -91,6 +117,13 @@ export interface ClientEvents {
   slowConsumer: [info: { subject: string; sid: number; dropped: number }];
   /** The broker dropped messages for this connection because it was not reading fast enough. */
   dropped: [info: { count: number; total: number }];
+  /**
+   * A resuming subscription (`since`, `sinceTime`, or any after a reconnect)
+   * asked for messages the broker no longer keeps: `subject` lost `lost` of
+   * them (undefined: unknown; `atLeast`: a lower bound). Emitted besides the
+   * subscription's onGap; with neither, written as a process warning.
+   */
+  gap: [info: SubscriptionGap & { sid: number; pattern: string }];
   /** An `err` from the broker that no pending call was waiting for (e.g. a fire-and-forget publish). */
   brokerError: [error: BrokerError];
   /**

@@ -5,25 +5,18 @@
 // watches (watch-registry.ts: notification names, backends, rewatch).
 
 import { EventEmitter } from "node:events";
-import {
-  CallbackError,
-  DrainTimeoutError,
-  InvalidArgumentError,
-  InvalidQueueError,
-  InvalidSubjectError,
-  XpcbusError,
-  type BrokerError,
-} from "./errors.js";
+import { CallbackError, DrainTimeoutError, InvalidArgumentError, InvalidSubjectError, XpcbusError, type BrokerError } from "./errors.js";
 import type { ClientTransport } from "./client-transport.js";
-import type { BrokerLimits, BrokerStatus, ClientOp, DeliverMsg } from "../protocol/index.js";
-import { decodePayload, encodePayload, notifyNameProblem, queueNameProblem, subjectNotifyName, subjectProblem } from "../protocol/index.js";
-import { createMessage, Subscription, type Message, type MessageParts, type SubscribeOptions, type SubscriptionOwner } from "./subscription.js";
+import type { BrokerLimits, BrokerStatus, ClientOp, DeliverMsg, GapMsg } from "../protocol/index.js";
+import { decodePayload, encodePayload, MAX_HISTORY_LIMIT, notifyNameProblem, subjectNotifyName, subjectProblem } from "../protocol/index.js";
+import { createMessage, parseSubscribeOptions, Subscription, type Message, type MessageParts, type SubscribeOptions, type SubscriptionOwner } from "./subscription.js";
 import { Watch, type WatchOptions, type WatchOwner } from "./watch.js";
 import { BrokerConnection, type ConnectionOwner } from "./broker-connection.js";
-import { SubscriptionRegistry, subOp } from "./subscription-registry.js";
+import { SubscriptionRegistry } from "./subscription-registry.js";
 import { WatchRegistry } from "./watch-registry.js";
 import { FetchWatches } from "./fetch-watches.js";
 import { parseDrainOptions, type ClientEvents, type ClientSettings, type DrainOptions, type GetResult } from "./client-options.js";
+import type { HistoryMessage, HistoryOptions, HistoryResult } from "./client-options.js";
 import type { PublishAck, PublishOptions, RequestOptions, RespondOptions } from "./client-options.js";
 import { answerRequest, responderErrorOf } from "./responder-error.js";
 
@@ -64,7 +57,7 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
         get state() {
           return connection.state;
         },
-        subscribe: (subject, callback) => this.subscribe(subject, { callback }),
+        subscribe: (subject, callback) => this.#subscribe(subject, { callback }, false),
         unsubscribe: (sub) => this.unsubscribe(sub),
         get: (subject) => this.get(subject),
       },
@@ -121,6 +114,26 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
   }
 
   /**
+   * The latest messages the broker keeps of `subject` (a subject or a
+   * pattern), oldest first: at most `limit` (default 100, at most 1000),
+   * fewer when the broker's history bound or its frame size holds fewer
+   * (`truncated` says the latter). Needs the subscribe right on `subject`.
+   */
+  async history(subject: string, options: HistoryOptions = {}): Promise<HistoryResult> {
+    this.#connection.checkOpen();
+    checkSubject(subject, true);
+    const limit = parseHistoryOptions(options);
+    const op: ClientOp & { op: "history" } = { op: "history", subject, id: 0 };
+    if (limit !== undefined) op.limit = limit;
+    const answer = await this.#connection.call(op);
+    const messages = answer.messages.map((m): HistoryMessage => {
+      const encoding = m.enc ?? "bytes";
+      return { subject: m.subject, data: decodePayload(m.p, encoding), raw: m.p, encoding, seq: m.seq, time: new Date(m.time) };
+    });
+    return { messages, truncated: answer.truncated };
+  }
+
+  /**
    * Sends a request to one subscriber of `subject` and resolves with its reply.
    * Rejects with ResponderError when the responder's handler failed.
    */
@@ -165,21 +178,27 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
 
   // ---- subscribing ----
 
-  /** Subscribes; resolves once the broker has the subscription (and replayed retained values, if asked). */
-  async subscribe(subject: string, options: SubscribeOptions = {}): Promise<Subscription> {
+  /**
+   * Subscribes; resolves once the broker has the subscription (and has
+   * replayed retained values, or the kept messages after `since`/`sinceTime`,
+   * if asked). After a reconnect every subscription but a queue member's
+   * resumes from its `lastSeq`: it gets what was published meanwhile, as far
+   * as the broker's history reaches (a gap is reported past it).
+   */
+  subscribe(subject: string, options: SubscribeOptions = {}): Promise<Subscription> {
+    return this.#subscribe(subject, options, true);
+  }
+
+  /** subscribe(); `resumes` false for a fetching watch's subscription (fetch-watches.ts). */
+  async #subscribe(subject: string, options: SubscribeOptions, resumes: boolean): Promise<Subscription> {
     this.#connection.checkOpen();
     checkSubject(subject, true);
-    if (options.queue !== undefined) {
-      const problem = queueNameProblem(options.queue);
-      if (problem !== undefined) throw new InvalidQueueError(problem);
-    }
-    if (options.maxPending !== undefined && (!Number.isInteger(options.maxPending) || options.maxPending < 1)) {
-      throw new InvalidArgumentError("maxPending must be a positive integer");
-    }
-    const sub = this.#subs.add(subject, options);
+    const start = parseSubscribeOptions(options);
+    const sub = this.#subs.add(subject, options, start, resumes);
     if (this.#connection.state === "connected") {
       try {
-        await this.#connection.call(subOp(sub));
+        // began() runs as the ok is read: the frames after it are this subscription's live messages.
+        await this.#connection.call(sub.subOp(), (answer) => sub.began(answer.seq));
       } catch (error) {
         this.#subs.remove(sub);
         throw error;
@@ -343,6 +362,7 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
         this.#fetchWatches.resumed();
       },
       deliver: (message: DeliverMsg) => this.#subs.route(message),
+      gap: (message) => this.#gap(message),
       brokerError: (error) => this.#brokerError(error),
       dropped: (info) => this.emit("dropped", info),
       disconnected: (error) => this.emit("disconnected", error),
@@ -355,6 +375,20 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
         this.emit("closed", error);
       },
     };
+  }
+
+  /** Never silent (STYLE 14): the subscription's onGap, the `gap` event, and a warning when neither is there. */
+  #gap(message: GapMsg): void {
+    const found = this.#subs.gap(message);
+    if (found === undefined) return;
+    const { sub, gap } = found;
+    const handled = sub.gap(gap);
+    const listened = this.listenerCount("gap") > 0;
+    if (listened) this.emit("gap", { ...gap, sid: sub.sid, pattern: sub.subject });
+    if (!handled && !listened) {
+      const count = gap.lost === undefined ? "an unknown number of messages" : `${gap.atLeast ? "at least " : ""}${gap.lost} message${gap.lost === 1 ? "" : "s"}`;
+      process.emitWarning(`subscription "${sub.subject}" resumed without ${count} on "${gap.subject}": the broker no longer keeps them`, "XpcbusGapWarning");
+    }
   }
 
   #brokerError(error: BrokerError): void {
@@ -378,6 +412,21 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
     }
     process.emitWarning(error);
   }
+}
+
+const HISTORY_OPTION_NAMES = ["limit"];
+
+/** history()'s options, checked by name: the limit, or undefined for the broker's default. */
+function parseHistoryOptions(options: HistoryOptions): number | undefined {
+  if (options === null || typeof options !== "object") throw new InvalidArgumentError("history() takes an options object");
+  for (const key of Object.keys(options)) {
+    if (!HISTORY_OPTION_NAMES.includes(key)) throw new InvalidArgumentError(`unknown history option "${key}"; known: ${HISTORY_OPTION_NAMES.join(", ")}`);
+  }
+  const { limit } = options;
+  if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_HISTORY_LIMIT)) {
+    throw new InvalidArgumentError(`history option "limit" must be an integer from 1 to ${MAX_HISTORY_LIMIT} (got ${String(limit)})`);
+  }
+  return limit;
 }
 
 function checkNotifyName(name: string): void {

@@ -8,7 +8,9 @@
 // whether the payload is the subject's retained value (docs/PROTOCOL.md
 // §6.2), which is what `get` would have returned. Events coalesce as every
 // watch's do (a queue of one for iterators). After a reconnect, one `get`
-// tells whether the retained value moved while the connection was down.
+// tells whether the retained value moved while the connection was down; the
+// subscription does not resume from its lastSeq as others do, because
+// resumed messages do not say which of them were retained.
 
 import type { ConnectionState } from "./broker-connection.js";
 import type { GetResult } from "./client-options.js";

@@ -8,6 +8,9 @@ export {
   type ClientEvents,
   type DrainOptions,
   type GetResult,
+  type HistoryMessage,
+  type HistoryOptions,
+  type HistoryResult,
   type PublishAck,
   type PublishOptions,
   type RequestOptions,
@@ -16,9 +19,9 @@ export {
   MAX_WRITE_BUFFER_BYTES,
   type ReconnectOptions,
 } from "./client-options.js";
-export { DEFAULT_MAX_PENDING_MESSAGES, type Subscription, type Message, type SubscribeOptions } from "./subscription.js";
+export { DEFAULT_MAX_PENDING_MESSAGES, type Subscription, type Message, type SubscribeOptions, type SubscriptionGap } from "./subscription.js";
 export type { Watch, WatchEvent, WatchOptions } from "./watch.js";
-export { DEFAULT_SERVICE_NAME, MAX_NOTIFY_NAME_BYTES } from "../protocol/index.js";
+export { DEFAULT_SERVICE_NAME, MAX_NOTIFY_NAME_BYTES, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT } from "../protocol/index.js";
 // connect({ transport }) takes a transport of your own; these are the two built in.
 export type { ClientTransport, ClientConnection, ClientConnectionHandlers } from "./client-transport.js";
 export { UnixClientTransport } from "./unix-client-transport.js";

@@ -2,10 +2,18 @@
 // new connection, and local dispatch of each `msg` to the subscriptions that
 // want it (docs/PROTOCOL.md §9.2: the broker sends a peer one frame per
 // publish, without saying which of its subscriptions matched).
+//
+// A frame without a sid goes only to subscriptions the broker has answered
+// on this connection. One it has not answered yet was not at the broker when
+// that message was published: the message is not for it, and a resuming one
+// gets it addressed to its sid among the kept ones (§9.10). Without this
+// rule, a second subscription overlapping the first would see such a message
+// twice after a reconnect.
 
 import { MAX_ID, subjectMatches } from "../protocol/index.js";
-import type { ClientOp, DeliverMsg, SubOp } from "../protocol/index.js";
-import { Subscription, type Message, type SubscribeOptions, type SubscriptionOwner } from "./subscription.js";
+import type { DeliverMsg, GapMsg } from "../protocol/index.js";
+import type { ResumeSub } from "./broker-connection.js";
+import { Subscription, type Message, type SubscribeOptions, type SubscriptionGap, type SubscriptionOwner, type SubscriptionStart } from "./subscription.js";
 
 export class SubscriptionRegistry {
   readonly #owner: SubscriptionOwner;
@@ -20,10 +28,10 @@ export class SubscriptionRegistry {
   }
 
   /** A new live subscription with the next sid (ids wrap to 1 after 2^32−1). */
-  add(subject: string, options: SubscribeOptions): Subscription {
+  add(subject: string, options: SubscribeOptions, start?: SubscriptionStart, resumes = true): Subscription {
     const sid = this.#nextSid;
     this.#nextSid = this.#nextSid >= MAX_ID ? 1 : this.#nextSid + 1;
-    const sub = new Subscription(this.#owner, sid, subject, options);
+    const sub = new Subscription(this.#owner, sid, subject, options, start, resumes);
     this.#subs.set(sid, sub);
     return sub;
   }
@@ -41,10 +49,23 @@ export class SubscriptionRegistry {
     return [...this.#subs.values()];
   }
 
-  /** One `sub` per live subscription, for a new connection. */
-  *resumeOps(): Iterable<ClientOp> {
-    // Replay again if asked: values may have changed while disconnected (seq tells repeats apart).
-    for (const sub of this.#subs.values()) yield subOp(sub);
+  /** One `sub` per live subscription, for a new connection: each resumes from its lastSeq (Subscription.subOp()). */
+  *resumeOps(): Iterable<ResumeSub> {
+    for (const sub of this.#subs.values()) {
+      yield {
+        op: sub.subOp(),
+        answered: (answer) => {
+          if (this.#subs.get(sub.sid) === sub) sub.began(answer.seq);
+        },
+      };
+    }
+  }
+
+  /** The subscription a `gap` is for, and the gap as the application sees it; undefined when that subscription is gone. */
+  gap(message: GapMsg): { sub: Subscription; gap: SubscriptionGap } | undefined {
+    const sub = this.#subs.get(message.sid);
+    if (sub === undefined) return undefined;
+    return { sub, gap: { subject: message.subject, lost: message.lost, atLeast: message.atLeast === true } };
   }
 
   /** Hands a delivery to the subscriptions it is for (§9.2). */
@@ -57,7 +78,7 @@ export class SubscriptionRegistry {
     const queue = message.queue;
     let built: Message | undefined;
     for (const sub of this.#subs.values()) {
-      if (sub.queue !== queue || !subjectMatches(sub.subject, message.subject)) continue;
+      if (sub.queue !== queue || !sub.isLive || !subjectMatches(sub.subject, message.subject)) continue;
       built ??= this.#toMessage(message);
       sub.deliver(built);
       // A queue message is for one member: the first matching local subscription of that group.
@@ -69,11 +90,4 @@ export class SubscriptionRegistry {
     for (const sub of this.#subs.values()) sub.end();
     this.#subs.clear();
   }
-}
-
-export function subOp(sub: Subscription): SubOp {
-  const op: SubOp = { op: "sub", sid: sub.sid, subject: sub.subject };
-  if (sub.queue !== undefined) op.queue = sub.queue;
-  if (sub.replay) op.replay = true;
-  return op;
 }

@@ -185,7 +185,11 @@ class ScriptedStore implements DurableStore {
   }
   commit(batch: StoreBatch): void {
     if (this.failWith !== undefined) throw this.failWith;
-    this.batches.push(batch);
+    // Copies, as a store's would be: the broker lets go of the payloads it committed.
+    this.batches.push({ ...batch, messages: batch.messages.map((m) => ({ ...m, payload: new Uint8Array(m.payload) })) });
+  }
+  readPayload(seq: number): Uint8Array | undefined {
+    return [...this.snapshot.messages, ...this.batches.flatMap((b) => b.messages)].find((m) => m.seq === seq)?.payload;
   }
   close(): void {}
 }

@@ -1,5 +1,6 @@
 // Burst publisher for any of the compared systems: `count` messages of
-// `size` bytes (send time in bytes 0..8, index in 8..12), as fast as the
+// `size` bytes (send time in bytes 0..8, index in 8..12), each retained when
+// a sixth argument says `retain` (xpcbus only), as fast as the
 // harness's window lets it: each number on stdin is how many messages it may
 // have published by now; "end" stops it early. Publishes are not awaited one
 // by one (Redis's client would otherwise wait a round trip per message), only
@@ -8,10 +9,10 @@
 import { createInterface } from "node:readline";
 import { openPublisher, type SystemName } from "../support/systems.js";
 
-const [system, address, subject, countText, sizeText] = process.argv.slice(2) as [SystemName, string, string, string, string];
+const [system, address, subject, countText, sizeText, flag] = process.argv.slice(2) as [SystemName, string, string, string, string, string | undefined];
 const count = Number(countText);
 const size = Math.max(12, Number(sizeText));
-const publisher = await openPublisher(system, address);
+const publisher = await openPublisher(system, address, { retain: flag === "retain" });
 let limit = 0;
 let ended = false;
 let wake: (() => void) | undefined;

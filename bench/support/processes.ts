@@ -84,9 +84,13 @@ export function spawnNode(script: string, args: string[]): Spawned {
   };
 }
 
-/** Starts `xpcbus daemon` on `socket` and resolves once it says ready. */
-export async function startBroker(socket: string): Promise<{ pid: number; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, [...BENCH_NODE_ARGS, CLI, "daemon", "--socket", socket, "--log-level", "warn"], { stdio: ["ignore", "ignore", "pipe"] });
+/**
+ * Starts `xpcbus daemon` on `socket` and resolves once it says ready. `args`
+ * are more `xpcbus daemon` options (e.g. `["--store", "memory"]`); without
+ * them it is the product's defaults, so the SQLite store at `<socket>.store.db`.
+ */
+export async function startBroker(socket: string, args: readonly string[] = []): Promise<{ pid: number; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, [...BENCH_NODE_ARGS, CLI, "daemon", "--socket", socket, "--log-level", "warn", ...args], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((r) => child.once("exit", () => r()));

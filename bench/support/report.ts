@@ -10,6 +10,7 @@ import type { SlowConsumerResult } from "../slow-consumer.bench.js";
 import type { ThroughputResult, ThroughputRow } from "../throughput.bench.js";
 import type { PubStdinResult } from "../pub-stdin.bench.js";
 import type { CliStartupResult } from "../cli-startup.bench.js";
+import type { StoreResult, StoreThroughputRow } from "../store.bench.js";
 import type { DeliveryRow, UpdateDeliveryResult } from "../update-delivery.bench.js";
 
 export interface RunResults {
@@ -26,6 +27,7 @@ export interface RunResults {
   burst?: BurstResult;
   pubStdin?: PubStdinResult;
   cliStartup?: CliStartupResult;
+  store?: StoreResult;
   failures: Array<{ scenario: string; error: string }>;
 }
 
@@ -57,6 +59,7 @@ export function headline(r: RunResults): string {
   }
   lines.push(...throughputHeadline(r.throughput));
   lines.push(...burstHeadline(r.burst));
+  lines.push(...storeHeadline(r.store));
   if (r.pubStdin !== undefined) {
     const s = r.pubStdin;
     lines.push(`- \`xpcbus pub --stdin\`, ${s.lines} lines of ${s.lineBytes} B to one subscriber: ${s.linesPerSecond} lines/s, ${s.cpuUsPerLine} µs CPU per line (CLI + broker), start-up ${s.startupMs} ms`);
@@ -112,6 +115,29 @@ function burstHeadline(burst: BurstResult | undefined): string[] {
     `- burst, ${ours.messages} × ${ours.payloadBytes} B to ${ours.subscribers} subscribers: ${ours.deliveriesPerSecond} deliveries/s` + both(fastest, (row) => row.deliveriesPerSecond, "/s"),
     `- burst, CPU per delivery (broker + publisher + subscribers): ${ours.cpuUsPerDelivery} µs` + both(leanest, (row) => row.cpuUsPerDelivery, " µs"),
   ];
+}
+
+/** The store's targets: 1 → 1 with the store ≥ 0.8× the memory store's rate; a retained publish's ack p50 ≤ 2× memory's. */
+function storeHeadline(st: StoreResult | undefined): string[] {
+  if (st === undefined) return [];
+  const lines: string[] = [];
+  const memory = (publish: StoreThroughputRow["publish"]): StoreThroughputRow | undefined => st.throughput.find((row) => row.store === "memory" && row.publish === publish);
+  const plain = memory("plain");
+  const sqlite = st.throughput.filter((row) => row.store !== "memory");
+  if (plain !== undefined && sqlite.length > 0) {
+    const parts = sqlite.map((row) => {
+      const base = memory(row.publish);
+      return `${row.store} ${row.publish} ${row.messagesPerSecond}/s (${base ? ratio(row.messagesPerSecond, base.messagesPerSecond) : "n/a"})`;
+    });
+    lines.push(`- store, 1 → 1, ${plain.payloadBytes} B, against \`--store memory\` (${plain.messagesPerSecond}/s plain, ${memory("retained")?.messagesPerSecond ?? "n/a"}/s retained; target ≥ 0.80×): ${parts.join(", ")}`);
+  }
+  const ackBase = st.ack.find((row) => row.store === "memory");
+  const ackStore = st.ack.filter((row) => row.store !== "memory");
+  if (ackBase !== undefined && ackStore.length > 0) {
+    lines.push(`- store, retained publish → ack p50: memory ${ackBase.latency.p50Us} µs; ` +
+      ackStore.map((row) => `${row.store} ${row.latency.p50Us} µs (${ratio(row.latency.p50Us, ackBase.latency.p50Us)})`).join(", ") + " (target ≤ 2×)");
+  }
+  return lines;
 }
 
 export function markdown(r: RunResults): string {
@@ -177,11 +203,12 @@ export function markdown(r: RunResults): string {
     const sc = r.slowConsumer;
     const stopped = sc.withStopped.stopped;
     out.push("", `## Slow consumer: ${sc.messages} messages of ${sc.payloadBytes} B, one \`xpcbus sub\` stopped with SIGSTOP`, "", table(
-      ["run", "fast subscriber s", "vs alone", "broker peak RSS MiB", "stopped one: messages + dropped"],
+      ["run", "fast subscriber s", "vs alone", "fast one dropped", "broker peak RSS MiB", "stopped one: messages + dropped"],
       [sc.alone, sc.withStopped].map((run) => [
         run.stoppedSubscriber ? "with a stopped subscriber" : "alone",
         run.fastSeconds,
         ratio(run.fastSeconds, sc.alone.fastSeconds),
+        run.fastDropped ?? 0,
         run.brokerPeakRssMiB,
         run.stopped === undefined ? "" : `${run.stopped.messages} + ${run.stopped.droppedTotal} = ${run.stopped.messages + run.stopped.droppedTotal} (${run.stopped.droppedNotices} notice${run.stopped.droppedNotices === 1 ? "" : "s"})`,
       ]),
@@ -217,6 +244,40 @@ export function markdown(r: RunResults): string {
         ["`xpcbus --version`", c.versionMs, ratio(c.versionMs, c.scriptMs)],
       ],
     ));
+  }
+  if (r.store) {
+    const st = r.store;
+    const first = st.throughput[0];
+    const memory = (publish: StoreThroughputRow["publish"]): StoreThroughputRow | undefined => st.throughput.find((row) => row.store === "memory" && row.publish === publish);
+    // Each process's share of the CPU per message: the same counted messages divide every figure.
+    const share = (row: StoreThroughputRow, ms: number): number => {
+      const all = row.brokerCpuMs + row.publisherCpuMs + row.subscriberCpuMs;
+      return all > 0 ? Math.round((row.cpuUsPerMessage * ms) / all * 100) / 100 : 0;
+    };
+    out.push("", "## Store: SQLite (WAL) against `--store memory`, xpcbus only", "",
+      `memory: \`--store memory\`; sqlite: the default store, \`<socket>.store.db\`, durability normal; sqlite full: \`--durability full\` (an fsync per commit). Store files on ${st.filesystem}.`);
+    if (first !== undefined) {
+      out.push("", `1 → 1, ${first.messages} × ${first.payloadBytes} B, the throughput scenario's harness, counted after a warm-up of ${first.warmup}; retained: every publish \`retain: true\` (one subject). ` +
+        `Medians of ${first.runs.length} run${first.runs.length === 1 ? "" : "s"} per row, the configurations taking turns; the range is the runs' msgs/s.`, "", table(
+        ["store", "publishes", "delivered", "msgs/s", "range", "vs memory", "CPU µs/msg (all)", "vs memory", "broker µs/msg", "publisher µs/msg", "subscriber µs/msg"],
+        st.throughput.map((row) => {
+          const base = memory(row.publish);
+          const rates = row.runs.map((run) => run.messagesPerSecond);
+          return [row.store, row.publish, row.delivered, row.messagesPerSecond, `${Math.min(...rates)}–${Math.max(...rates)}`, base ? ratio(row.messagesPerSecond, base.messagesPerSecond) : "n/a",
+            row.cpuUsPerMessage, base ? ratio(row.cpuUsPerMessage, base.cpuUsPerMessage) : "n/a",
+            share(row, row.brokerCpuMs), share(row, row.publisherCpuMs), share(row, row.subscriberCpuMs)];
+        }),
+      ));
+    }
+    const ackBase = st.ack.find((row) => row.store === "memory");
+    const ackFirst = st.ack[0];
+    if (ackFirst !== undefined) {
+      out.push("", `Retained publish → ack, one at a time: ${ackFirst.publishes} after ${ackFirst.warmup} not counted, ${ackFirst.payloadBytes} B, ${ackFirst.subjects} subjects round-robin; every publish a commit of its own. The brokers run side by side and take turns publish by publish.`, "", table(
+        ["store", "p50 µs", "p90 µs", "p99 µs", "max µs", "p50 vs memory", "broker CPU µs/publish"],
+        st.ack.map((row) => [row.store, row.latency.p50Us, row.latency.p90Us, row.latency.p99Us, row.latency.maxUs,
+          ackBase ? ratio(row.latency.p50Us, ackBase.latency.p50Us) : "n/a", row.brokerCpuUsPerPublish]),
+      ));
+    }
   }
   if (r.failures.length > 0) {
     out.push("", "## Failures", "", ...r.failures.map((f) => `- ${f.scenario}: ${f.error}`));

@@ -80,12 +80,22 @@ async function waitForPort(port: number, child: ChildProcess, name: string): Pro
   throw new Error(`${name} did not open port ${port}`);
 }
 
-export async function startSystem(name: SystemName, dir: string): Promise<RunningSystem> {
+export interface SystemOptions {
+  /**
+   * More `xpcbus daemon` options, e.g. `["--store", "memory"]` (xpcbus only:
+   * the peers' settings are fixed here). Default none: the product's defaults,
+   * so the SQLite store at `<socket>.store.db` beside the socket.
+   */
+  brokerArgs?: readonly string[];
+}
+
+export async function startSystem(name: SystemName, dir: string, options: SystemOptions = {}): Promise<RunningSystem> {
   if (name === "xpcbus") {
     const socket = join(dir, `xpcbus-${Date.now()}.sock`);
-    const broker = await startBroker(socket);
+    const broker = await startBroker(socket, options.brokerArgs);
     return { name, address: socket, pid: broker.pid, stop: broker.stop };
   }
+  if (options.brokerArgs !== undefined && options.brokerArgs.length > 0) throw new Error(`brokerArgs are for xpcbus only, not ${name}`);
   const port = await freePort();
   let args: string[];
   if (name === "redis") {
@@ -119,15 +129,22 @@ export interface Publisher {
   close(): Promise<void>;
 }
 
-export async function openPublisher(name: SystemName, address: string): Promise<Publisher> {
+export interface PublisherOptions {
+  /** Every publish retained (xpcbus only: Redis pub/sub and NATS core have no retained value). Default false. */
+  retain?: boolean;
+}
+
+export async function openPublisher(name: SystemName, address: string, options: PublisherOptions = {}): Promise<Publisher> {
   if (name === "xpcbus") {
     const { connect } = await import("../../client-sdk/index.js");
     const client = await connect({ socket: address, name: "bench-publisher", reconnect: false });
+    const publishOptions = options.retain === true ? { ack: false, retain: true } : { ack: false };
     return {
-      publish: async (subject, payload) => void (await client.publish(subject, payload, { ack: false })),
+      publish: async (subject, payload) => void (await client.publish(subject, payload, publishOptions)),
       close: () => client.close(),
     };
   }
+  if (options.retain === true) throw new Error(`retained publishes are for xpcbus only, not ${name}`);
   if (name === "redis") {
     const { createClient } = await import("redis");
     const client = createClient({ socket: { host: "127.0.0.1", port: Number(address) } });

@@ -1,14 +1,14 @@
-// pub, sub, get, req, status: thin commands over the SDK. Data goes to
-// stdout, one line per item; diagnostics go to stderr.
+// pub, sub, get, history, req, status: thin commands over the SDK. Data goes
+// to stdout, one line per item; diagnostics go to stderr.
 
 import { connect, InvalidSubjectError } from "../../client-sdk/index.js";
-import type { Client } from "../../client-sdk/index.js";
+import type { Client, SubscribeOptions, SubscriptionGap } from "../../client-sdk/index.js";
 import type { BrokerStatus } from "../../protocol/index.js";
 import { subjectProblem } from "../../protocol/index.js";
 import { CliError } from "./cli-error.js";
 import { EXIT_ERROR, EXIT_USAGE } from "./exit-codes.js";
 import { publishLines } from "./pub-stdin.js";
-import { messageLine, parseData, payloadText, printLine } from "./output.js";
+import { messageLine, parseData, payloadJson, payloadLine, payloadText, printLine } from "./output.js";
 import { OWN_CONNECTION_ONLY } from "./status-view.js";
 
 export interface CommonOptions {
@@ -63,8 +63,15 @@ export async function pubCommand(
 
 export async function subCommand(
   subject: string,
-  options: CommonOptions & { json?: boolean; count?: number; queue?: string; replay?: boolean },
+  options: CommonOptions & { json?: boolean; count?: number; queue?: string; replay?: boolean; since?: string },
 ): Promise<void> {
+  // Checked before connecting: a bad resume point is the command line's fault.
+  const subscribeOptions: SubscribeOptions = { queue: options.queue, replay: options.replay === true };
+  if (options.since !== undefined) {
+    if (options.queue !== undefined) throw new CliError("--since cannot be combined with --queue: a queue group member takes what the group gets from now on", EXIT_USAGE);
+    if (options.replay === true) throw new CliError("--since cannot be combined with --replay: the kept messages are printed instead", EXIT_USAGE);
+    Object.assign(subscribeOptions, parseSincePoint(options.since, Date.now()));
+  }
   const client = await connect({ ...brokerAddress(options), name: "xpcbus-sub" });
   client.on("reconnecting", ({ attempt, delayMs }) => process.stderr.write(`xpcbus: broker lost, reconnecting (attempt ${attempt}, in ${delayMs} ms)\n`));
   client.on("reconnected", () => process.stderr.write("xpcbus: reconnected\n"));
@@ -72,10 +79,12 @@ export async function subCommand(
   client.on("dropped", ({ count, total }) =>
     process.stderr.write(`xpcbus: the broker dropped ${count} message${count === 1 ? "" : "s"} (${total} in all): this subscriber was not reading fast enough\n`),
   );
+  // Also after a reconnect, which resumes from the last message printed.
+  subscribeOptions.onGap = (gap) => process.stderr.write(`${gapLine(gap)}\n`);
   const stop = (): void => void client.close();
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
-  const sub = await client.subscribe(subject, { queue: options.queue, replay: options.replay === true });
+  const sub = await client.subscribe(subject, subscribeOptions);
   let seen = 0;
   for await (const message of sub) {
     out(messageLine(message, options.json === true));
@@ -85,6 +94,41 @@ export async function subCommand(
   const error = client.isClosed ? await client.closed() : undefined;
   await client.close();
   if (error !== undefined) throw error;
+}
+
+/** The line `sub` prints on stderr for a gap. */
+export function gapLine(gap: SubscriptionGap): string {
+  if (gap.lost === undefined) return `xpcbus: gap on ${gap.subject}: an unknown number of messages may be missing`;
+  const count = `${gap.atLeast ? "at least " : ""}${gap.lost} message${gap.lost === 1 ? "" : "s"}`;
+  return `xpcbus: gap on ${gap.subject}: ${count} no longer kept`;
+}
+
+const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+/** An ISO 8601 date, or date and time: what Date.parse reads the same everywhere. */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
+
+/**
+ * `sub --since`: a sequence number (digits only), a duration back from `now`
+ * (30s, 5m, 2h, 1d, 500ms) or an ISO date/time. Anything else is a usage error.
+ */
+export function parseSincePoint(text: string, now: number): { since: number } | { sinceTime: number } {
+  if (/^\d+$/.test(text)) {
+    const seq = Number(text);
+    if (Number.isSafeInteger(seq)) return { since: seq };
+  }
+  const duration = /^(\d+)(ms|s|m|h|d)$/.exec(text);
+  if (duration !== null) {
+    const ms = Number(duration[1]) * DURATION_MS[duration[2]!]!;
+    if (Number.isSafeInteger(ms)) return { sinceTime: Math.max(0, now - ms) };
+  }
+  if (ISO_TIME.test(text)) {
+    const time = Date.parse(text);
+    if (Number.isSafeInteger(time) && time >= 0) return { sinceTime: time };
+  }
+  throw new CliError(
+    `--since takes a sequence number (e.g. 1200), a duration back from now (30s, 5m, 2h, 1d) or an ISO date/time (e.g. 2024-05-01T12:00:00Z); got "${text}"`,
+    EXIT_USAGE,
+  );
 }
 
 export async function getCommand(subject: string, options: CommonOptions & { json?: boolean }): Promise<void> {
@@ -99,6 +143,21 @@ export async function getCommand(subject: string, options: CommonOptions & { jso
     out(payloadText(result.data, result.encoding));
   }
   if (!result.found) throw new CliError(`no retained value on "${subject}"`, EXIT_ERROR);
+}
+
+/** `history`: the latest kept messages, oldest first: "<seq> <subject> <payload>", or JSON lines with the time. */
+export async function historyCommand(subject: string, options: CommonOptions & { json?: boolean; limit?: number }): Promise<void> {
+  const result = await withClient(options, "xpcbus-history", (client) => client.history(subject, { limit: options.limit }));
+  for (const m of result.messages) {
+    if (options.json === true) {
+      out(JSON.stringify({ subject: m.subject, seq: m.seq, time: m.time.toISOString(), encoding: m.encoding, data: payloadJson(m.data) }));
+    } else {
+      out(`${m.seq} ${m.subject} ${payloadLine(m.data, m.encoding)}`);
+    }
+  }
+  if (result.truncated) {
+    process.stderr.write(`xpcbus: only the latest ${result.messages.length} kept messages fit in one answer from the broker\n`);
+  }
 }
 
 export async function reqCommand(

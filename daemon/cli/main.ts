@@ -78,6 +78,12 @@ function buildProgram(): Command {
     .option("--policy <file>", "who may connect and do what (docs/SECURITY.md); reloaded on SIGHUP. Default: this uid and root only")
     .option("--slow-consumer <policy>", "a peer that does not read: drop its oldest messages (default) or disconnect")
     .option("--limit <name=value>", "set a broker limit, e.g. maxPeers=100 (repeatable; see docs/PROTOCOL.md)", collect)
+    .option(
+      "--store <path|memory>",
+      "where retained values and history persist (SQLite); memory: nowhere. Default: ~/.local/state/xpcbus/store.db, or <socket>.store.db with --socket",
+    )
+    .option("--durability <level>", "normal (default): survives a crash of the broker; full: also a power loss (fsync per commit)")
+    .option("--store-reset", "move a corrupt or newer-schema store aside (<path>.<reason>-<time>) and start an empty one")
     .action(lazy(daemonCommands, "daemonCommand"));
 
   program
@@ -106,7 +112,22 @@ function buildProgram(): Command {
     .option("--count <n>", "exit after n messages", positiveInt)
     .option("--queue <group>", "join a queue group")
     .option("--replay", "print the retained values first")
+    .option(
+      "--since <point>",
+      "first print the messages the broker still keeps after a sequence number (1200), from a duration ago (30s, 5m, 2h, 1d) " +
+        "or from an ISO time (2024-05-01T12:00:00Z); messages it no longer keeps are reported on stderr as a gap",
+    )
     .action(lazy(clientCommands, "subCommand"));
+
+  program
+    .command("history")
+    .description('print the latest messages the broker keeps on a subject, oldest first: "<seq> <subject> <payload>" per line')
+    .argument("<subject>", "subject; * matches one token, > the rest")
+    .option("--socket <path>", SOCKET_HELP)
+    .option("--service <name>", SERVICE_HELP)
+    .option("--limit <n>", "at most n messages, up to 1000 (default 100)", positiveInt)
+    .option("--json", "print JSON lines with subject, seq, time (ISO), encoding and data")
+    .action(lazy(clientCommands, "historyCommand"));
 
   program
     .command("get")

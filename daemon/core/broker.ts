@@ -174,6 +174,7 @@ export class Broker implements SessionHost {
       { perSubject: this.limits.maxHistoryPerSubject, maxBytes: this.limits.maxHistoryBytes, maxSubjects: this.limits.maxHistorySubjects },
       snapshot?.createdAt ?? { seq: floor.floor, time: this.startedAt.getTime() },
       durable,
+      store,
     );
     if (snapshot !== undefined) {
       for (const r of snapshot.retained) {

@@ -90,5 +90,11 @@ export interface DurableStore {
    * whose message says what the OS or SQLite said.
    */
   commit(batch: StoreBatch): void;
+  /**
+   * The payload of a committed history message, or undefined if the store
+   * no longer has it. The core keeps a committed message's payload on disk
+   * only, and reads it back for `since` and `history`.
+   */
+  readPayload(seq: number): Uint8Array | undefined;
   close(): void;
 }

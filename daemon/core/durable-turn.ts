@@ -1,8 +1,14 @@
-// One event-loop turn's writes to the store, committed as one transaction
-// before any frame of the turn leaves the process (the TurnWriter barrier),
-// so the store never caps throughput with a transaction per publish and
-// nobody ever sees a message the store could still lose. The `ok` of a `pub`
-// with `id` waits here for the commit: `ok` means "in the store".
+// The broker's writes to the store, gathered and committed as one
+// transaction, so the store never caps throughput with a transaction per
+// publish. When a turn holds something somebody waits for (the `ok` of a
+// `pub` with `id`, which means "in the store"; a new sequence reservation),
+// the commit runs before any frame of that turn leaves the process (the
+// TurnWriter barrier): so that `ok`, and every message delivered in that turn
+// or before it, is in the store before anyone hears of it. Publishes nobody
+// waits for (no `id`: fire and forget) are committed with the next such turn,
+// or UNACKED_COMMIT_DELAY_MS later, whichever comes first: a burst then costs
+// one transaction per few milliseconds, and a message its subject's history
+// drops within that time is never written at all.
 //
 // A commit that fails (disk full, an I/O error) keeps the broker running: the
 // publishers waiting for that commit get `err store_full` / `store_failed`
@@ -18,6 +24,10 @@ import type { Session } from "./session.js";
 
 /** How long after a failed commit the broker tries again when nothing new is written. */
 export const STORE_RETRY_MS = 1_000;
+/** Longest a publish without `id` waits to be committed (what a crash of the broker can take of those). */
+export const UNACKED_COMMIT_DELAY_MS = 10;
+/** Payload bytes of such publishes gathered before they are committed without waiting for the delay. */
+export const UNACKED_COMMIT_MAX_BYTES = 1 << 20;
 
 interface PendingAck {
   readonly session: Session;
@@ -29,7 +39,7 @@ interface PendingAck {
 export class DurableTurn implements HistoryChanges {
   readonly #store: DurableStore;
   readonly #log: Logger;
-  #messages: StoredMessage[] = [];
+  #messages: HistoryEntry[] = [];
   readonly #trims = new Map<string, number>();
   readonly #subjects = new Map<string, SubjectHistory>();
   readonly #forget = new Set<string>();
@@ -37,7 +47,12 @@ export class DurableTurn implements HistoryChanges {
   readonly #retainedDelete = new Set<string>();
   #reservation: number | undefined;
   #acks: PendingAck[] = [];
+  /** Bytes of messages gathered since the last commit. */
+  #pendingBytes = 0;
+  /** A commit is due before this turn's frames leave (the barrier and a nextTick are set). */
   #scheduled = false;
+  /** A commit is due within UNACKED_COMMIT_DELAY_MS. */
+  #delayed: NodeJS.Timeout | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   /** The last commit failed: logged once until one succeeds. */
   #failing = false;
@@ -61,21 +76,23 @@ export class DurableTurn implements HistoryChanges {
     }
     this.#messages.push(entry);
     this.#subjects.set(record.subject, record);
-    this.#schedule();
+    this.#pendingBytes += entry.size;
+    if (this.#pendingBytes >= UNACKED_COMMIT_MAX_BYTES) this.#schedule();
+    else this.#later();
   }
 
   trimmed(record: SubjectHistory, belowSeq: number): void {
     const previous = this.#trims.get(record.subject);
     if (previous === undefined || belowSeq > previous) this.#trims.set(record.subject, belowSeq);
     this.#subjects.set(record.subject, record);
-    this.#schedule();
+    this.#later();
   }
 
   forgotten(subject: string): void {
     this.#forget.add(subject);
     this.#subjects.delete(subject);
     this.#trims.delete(subject);
-    this.#schedule();
+    this.#later();
   }
 
   /** A subject's retained value set, or cleared (undefined). */
@@ -87,7 +104,7 @@ export class DurableTurn implements HistoryChanges {
       this.#retainedDelete.delete(subject);
       this.#retainedPut.set(subject, value);
     }
-    this.#schedule();
+    this.#later();
   }
 
   /** A new sequence reservation: kept with this turn's commit, which comes before any number past the old one is seen. */
@@ -102,6 +119,7 @@ export class DurableTurn implements HistoryChanges {
     this.#schedule();
   }
 
+  /** A commit before this turn's frames leave. */
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
@@ -109,20 +127,31 @@ export class DurableTurn implements HistoryChanges {
     process.nextTick(this.#commit);
   }
 
+  /** A commit within UNACKED_COMMIT_DELAY_MS (or sooner, with the next turn that needs one). */
+  #later(): void {
+    if (this.#scheduled || this.#delayed !== undefined) return;
+    this.#delayed = setTimeout(this.#commit, UNACKED_COMMIT_DELAY_MS);
+  }
+
   /** Commits what is pending now; a no-op when nothing is. */
   commit(): void {
-    if (!this.#scheduled) return;
+    if (!this.#scheduled && this.#delayed === undefined) return;
     this.#scheduled = false;
+    clearTimeout(this.#delayed);
+    this.#delayed = undefined;
+    this.#pendingBytes = 0;
     const acks = this.#acks;
     this.#acks = [];
     const trims = this.#trims;
     // A message a trim of the same batch deletes is not written at all (a burst on one subject writes its last few).
     const messages = trims.size === 0 ? this.#messages : this.#messages.filter((m) => m.seq >= (trims.get(m.subject) ?? 0) && !this.#forget.has(m.subject));
+    // Every pending message still holds its payload: it is released only once committed, below.
+    const stored = messages as unknown as StoredMessage[];
     try {
       this.#store.commit({
         retainedPut: [...this.#retainedPut.values()],
         retainedDelete: [...this.#retainedDelete],
-        messages,
+        messages: stored,
         trims: [...trims].map(([subject, belowSeq]) => ({ subject, belowSeq })),
         subjects: [...this.#subjects.values()].map((record) => record.toStored()),
         forget: [...this.#forget],
@@ -137,6 +166,8 @@ export class DurableTurn implements HistoryChanges {
     this.#failing = false;
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
+    // Committed: the store has the bytes now; the history keeps the rest of each message.
+    for (const m of messages) m.payload = undefined;
     this.#messages = [];
     trims.clear();
     this.#subjects.clear();
@@ -147,7 +178,7 @@ export class DurableTurn implements HistoryChanges {
     for (const a of acks) a.session.send({ op: "ok", id: a.id, seq: a.seq });
   }
 
-  #failed(error: unknown, messages: StoredMessage[], acks: PendingAck[]): void {
+  #failed(error: unknown, messages: HistoryEntry[], acks: PendingAck[]): void {
     this.failedCommits++;
     const code = error instanceof XpcbusError && error.code === "store_full" ? "store_full" : "store_failed";
     const said = error instanceof Error ? error.message : String(error);

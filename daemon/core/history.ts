@@ -24,9 +24,28 @@ export interface HistoryBounds {
   maxSubjects: number;
 }
 
-export interface HistoryEntry extends StoredMessage {
+export interface HistoryEntry {
+  readonly subject: string;
+  readonly seq: number;
+  readonly n: number;
+  readonly time: number;
+  readonly enc: PayloadEncoding | undefined;
+  /**
+   * In memory without a store. With one, only until the message is committed
+   * (a view into the bytes it was read from, not a copy); then undefined, and
+   * read back from the store when asked for.
+   */
+  payload: Uint8Array | undefined;
   /** Counted against maxBytes. */
   readonly size: number;
+}
+
+/** A kept message with its payload, as resume() and latest() hand them out. */
+export type KeptMessage = StoredMessage;
+
+/** Where the payloads of committed messages are (the store). */
+export interface PayloadSource {
+  readPayload(seq: number): Uint8Array | undefined;
 }
 
 /** Told of every change, to write it through to the store. */
@@ -171,11 +190,18 @@ export class History {
   /** The newest message of any subject forgotten whole: resuming from before it may have lost messages that cannot be counted. */
   #forgottenThrough = { seq: 0, time: 0 };
   readonly #changes: HistoryChanges | undefined;
+  readonly #payloads: PayloadSource | undefined;
 
-  constructor(bounds: HistoryBounds, knownAfter: { seq: number; time: number }, changes?: HistoryChanges) {
+  /**
+   * Without `payloads` (no store) every payload is copied and kept here. With
+   * them, `changes` must write each message through and release its payload
+   * once committed (durable-turn.ts): the history's bytes then live on disk.
+   */
+  constructor(bounds: HistoryBounds, knownAfter: { seq: number; time: number }, changes?: HistoryChanges, payloads?: PayloadSource) {
     this.bounds = Object.freeze({ ...bounds });
     this.#knownAfter = { ...knownAfter };
     this.#changes = changes;
+    this.#payloads = payloads;
   }
 
   get size(): number {
@@ -203,7 +229,8 @@ export class History {
         this.#subjects.set(m.subject, record);
       }
       record.n = Math.max(record.n, m.n);
-      this.#add(record, { ...m, size: m.payload.byteLength + m.subject.length + ENTRY_OVERHEAD_BYTES });
+      const size = m.payload.byteLength + m.subject.length + ENTRY_OVERHEAD_BYTES;
+      this.#add(record, { subject: m.subject, seq: m.seq, n: m.n, time: m.time, enc: m.enc, payload: this.#payloads === undefined ? m.payload : undefined, size });
     }
     // The store may hold more than today's bounds allow (they were lowered): apply them (and write that through).
     for (const record of this.#subjects.values()) this.#trimToBound(record);
@@ -223,14 +250,15 @@ export class History {
     }
     this.#lastPublished = record;
     record.n++;
-    // A copy: the payload may be a view into a whole read chunk, which must not be pinned.
+    // Without a store, a copy: the payload may be a view into a whole read
+    // chunk, which must not stay pinned. With one, the view until the commit.
     const entry: HistoryEntry = {
       subject,
       seq,
       n: record.n,
       time,
-      payload: Uint8Array.prototype.slice.call(payload),
       enc,
+      payload: this.#payloads === undefined ? new Uint8Array(payload) : payload,
       size: payload.byteLength + subject.length + ENTRY_OVERHEAD_BYTES,
     };
     this.#add(record, entry);
@@ -298,7 +326,7 @@ export class History {
    * is owed: the gaps first, then the kept messages after the point, in
    * increasing seq (publish order).
    */
-  resume(pattern: string, matches: (subject: string) => boolean, point: ResumePoint): { gaps: HistoryGap[]; messages: HistoryEntry[] } {
+  resume(pattern: string, matches: (subject: string) => boolean, point: ResumePoint): { gaps: HistoryGap[]; messages: KeptMessage[] } {
     const gaps: HistoryGap[] = [];
     const unknownBefore = "seq" in point ? point.seq < this.#knownAfter.seq || point.seq < this.#forgottenThrough.seq : point.time < this.#knownAfter.time || point.time <= this.#forgottenThrough.time;
     if (unknownBefore) gaps.push({ subject: pattern, lost: undefined, atLeast: false });
@@ -314,11 +342,21 @@ export class History {
       for (; i < entries.length; i++) messages.push(entries[i]!);
     }
     messages.sort((a, b) => a.seq - b.seq);
-    return { gaps, messages };
+    return { gaps, messages: this.#withPayloads(messages) };
+  }
+
+  /** The entries with their payloads (read back from the store where released); one the store lost is left out. */
+  #withPayloads(entries: HistoryEntry[]): KeptMessage[] {
+    const out: KeptMessage[] = [];
+    for (const e of entries) {
+      const payload = e.payload ?? this.#payloads?.readPayload(e.seq);
+      if (payload !== undefined) out.push({ subject: e.subject, seq: e.seq, n: e.n, time: e.time, enc: e.enc, payload });
+    }
+    return out;
   }
 
   /** Up to `limit` of the latest messages on the subjects `matches` accepts, oldest first. */
-  latest(matches: (subject: string) => boolean, limit: number): HistoryEntry[] {
+  latest(matches: (subject: string) => boolean, limit: number): KeptMessage[] {
     const found: HistoryEntry[] = [];
     for (const record of this.#subjects.values()) {
       if (!matches(record.subject)) continue;
@@ -326,6 +364,6 @@ export class History {
       for (let i = Math.max(0, entries.length - limit); i < entries.length; i++) found.push(entries[i]!);
     }
     found.sort((a, b) => a.seq - b.seq);
-    return found.length > limit ? found.slice(found.length - limit) : found;
+    return this.#withPayloads(found.length > limit ? found.slice(found.length - limit) : found);
   }
 }

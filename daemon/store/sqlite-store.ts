@@ -172,6 +172,7 @@ export class SqliteStore implements DurableStore {
   readonly #forgetSubject: SqliteStatement;
   readonly #forgetMessages: SqliteStatement;
   readonly #putMeta: SqliteStatement;
+  readonly #readPayload: SqliteStatement;
   #closed = false;
 
   /** Takes a database openSqliteStore() opened, locked and migrated. */
@@ -190,6 +191,12 @@ export class SqliteStore implements DurableStore {
     this.#forgetSubject = db.prepare("DELETE FROM subjects WHERE subject = ?");
     this.#forgetMessages = db.prepare("DELETE FROM messages WHERE subject = ?");
     this.#putMeta = db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)");
+    this.#readPayload = db.prepare("SELECT payload FROM messages WHERE seq = ?");
+  }
+
+  readPayload(seq: number): Uint8Array | undefined {
+    this.#checkOpen();
+    return (this.#readPayload.get(seq) as { payload: Uint8Array } | undefined)?.payload;
   }
 
   load(): StoreSnapshot {
