@@ -31,6 +31,7 @@ import { burstOnce } from "./burst.bench.js";
 import { cpuMs, roundMs } from "./support/cpu.js";
 import { newHistogram, summarise, type LatencySummary } from "./support/histogram.js";
 import { scratchDir, startBroker } from "./support/processes.js";
+import type { OneToOneFigures } from "./throughput.bench.js";
 
 export type StoreConfigName = "memory" | "sqlite" | "sqlite full";
 
@@ -50,14 +51,7 @@ export const STORE_CONFIGS: StoreConfig[] = [
 ];
 
 /** One 1 → 1 run. */
-export interface StoreThroughputRun {
-  delivered: number;
-  messagesPerSecond: number;
-  cpuUsPerMessage: number;
-  brokerCpuMs: number;
-  publisherCpuMs: number;
-  subscriberCpuMs: number;
-}
+export type StoreThroughputRun = OneToOneFigures;
 
 /** A configuration's 1 → 1 figures: each the median over its runs (in `runs`, in order); `delivered` the fewest. */
 export interface StoreThroughputRow extends StoreThroughputRun {

@@ -10,12 +10,8 @@ import { burstOnce } from "./burst.bench.js";
 import { scratchDir } from "./support/processes.js";
 import { availableSystems, SYSTEMS, type SystemName } from "./support/systems.js";
 
-export interface ThroughputRow {
-  system: SystemName;
-  payloadBytes: number;
-  messages: number;
-  /** The first of them, not counted. */
-  warmup: number;
+/** What one 1 → 1 run measures (here and in store.bench.ts). */
+export interface OneToOneFigures {
   /** Messages that arrived. */
   delivered: number;
   messagesPerSecond: number;
@@ -23,6 +19,14 @@ export interface ThroughputRow {
   brokerCpuMs: number;
   publisherCpuMs: number;
   subscriberCpuMs: number;
+}
+
+export interface ThroughputRow extends OneToOneFigures {
+  system: SystemName;
+  payloadBytes: number;
+  messages: number;
+  /** The first of them, not counted. */
+  warmup: number;
 }
 
 export interface ThroughputResult {

@@ -6,8 +6,12 @@
 // acknowledged message exactly once, in order, once its SDK has reconnected.
 import { afterEach, describe, expect, it } from "vitest";
 import { connect } from "../client-sdk/index.js";
-import { cleanup, runCli, spawnClient, startBroker, tempDir, eventually } from "./test-support/harness.js";
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { cleanup, runCli, spawnBroker, spawnClient, startBroker, tempDir, eventually } from "./test-support/harness.js";
 
 afterEach(cleanup);
 
@@ -124,3 +128,69 @@ for (let i = 1; ; i++) {
     await c.close();
   }, 30_000);
 });
+
+describe("store faults, as the daemon meets them (real processes)", () => {
+  it("refuses a corrupt store in one line, starts empty with --store-reset (moving it aside), and refuses a second broker on the same store", async () => {
+    const dir = tempDir();
+    const store = join(dir, "state.db");
+    writeFileSync(store, randomBytes(8192));
+    const refused = spawnBroker({ socket: join(dir, "a.sock"), args: ["--store", store] });
+    const exit = await refused.exited;
+    expect(exit.code).toBe(1);
+    const said = refused.stderr.lines.filter((l) => !l.startsWith("{"));
+    expect(said).toHaveLength(1);
+    expect(said[0]).toMatch(/store_corrupt|corrupt|not a database/);
+    expect(said[0]).toContain(store);
+
+    const reset = await startBroker({ socket: join(dir, "a.sock"), args: ["--store", store, "--store-reset"] });
+    const movedAside = readdirSync(dir).filter((f) => f.startsWith("state.db.corrupt-"));
+    expect(movedAside).toHaveLength(1);
+    const c = await connect({ socket: reset.socket, reconnect: false });
+    await c.publish("kept.x", "v", { retain: true });
+    await c.close();
+
+    const second = spawnBroker({ socket: join(dir, "b.sock"), args: ["--store", store] });
+    expect((await second.exited).code).toBe(1);
+    expect(second.stderr.lines.filter((l) => !l.startsWith("{")).join("\n")).toMatch(/in use by another broker/);
+    await reset.kill();
+  }, 30_000);
+
+  it.skipIf(!canMountTmpfs())("disk full: the publish gets err store_full, the broker keeps serving from memory (tmpfs of 1 MiB)", async () => {
+    const dir = tempDir();
+    const small = join(dir, "small");
+    mkdirSync(small);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", small]);
+    try {
+      const broker = await startBroker({ socket: join(dir, "b.sock"), args: ["--store", join(small, "store.db"), "--limit", "maxHistoryPerSubject=1000"] });
+      const c = await connect({ socket: broker.socket, reconnect: false });
+      const big = "x".repeat(32 * 1024);
+      let refusal: { code?: string } | undefined;
+      for (let i = 0; i < 100 && refusal === undefined; i++) {
+        await c.publish(`fill.${i}`, big, { retain: true }).catch((error: { code?: string }) => (refusal = error));
+      }
+      expect(refusal).toMatchObject({ code: "store_full" });
+      // Still serving: a get from memory, a ping, and status says the store is failing.
+      expect((await c.get("fill.0")).found).toBe(true);
+      await c.flush();
+      expect((await c.status()).store).toMatchObject({ kind: "sqlite", failing: true });
+      await c.close();
+      await broker.kill();
+    } finally {
+      execFileSync("umount", ["-l", small]);
+    }
+  }, 30_000);
+});
+
+function canMountTmpfs(): boolean {
+  if (process.getuid?.() !== 0) return false;
+  const probe = mkdtempSync(join(tmpdir(), "xpcbus-mount-probe-"));
+  try {
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", probe], { stdio: "ignore" });
+    execFileSync("umount", [probe], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    rmSync(probe, { recursive: true, force: true });
+  }
+}

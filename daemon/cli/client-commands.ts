@@ -187,7 +187,15 @@ function printStatus(status: BrokerStatus): void {
   if (own) out(OWN_CONNECTION_ONLY);
   else {
     out(`retained: ${status.retained.count} values, ${status.retained.bytes} bytes (max ${status.retained.maxCount} / ${status.retained.maxBytes})`);
+    const h = status.history;
+    if (h !== undefined) out(`history: ${h.messages} messages of ${h.subjects} subjects, ${h.bytes} bytes (${h.perSubject} per subject, max ${h.maxBytes} bytes)`);
     out(`pending requests: ${status.pendingRequests}`);
+  }
+  // Absent from brokers before the store.
+  const store = status.store;
+  if (store !== undefined) {
+    const where = store.kind === "sqlite" ? ` ${store.path ?? ""} (durability ${store.durability ?? "normal"}, ${store.commits} commits${store.failedCommits > 0 ? `, ${store.failedCommits} failed` : ""})` : " (nothing outlives the broker)";
+    out(`store: ${store.kind}${where}${store.failing ? "  FAILING: new state is in memory only until a commit succeeds" : ""}`);
   }
   out(`peers: ${status.peers.length}`);
   for (const p of status.peers) {
