@@ -91,7 +91,7 @@ const PROFILES = {
     tp: 200_000,
     tpSystems: undefined,
     // ~35 s on 2 cores: 18 runs 1 → 1 (3 configurations × plain, retained × 3 rounds), 3 × 2200 acks.
-    store: { messages: 100_000, rounds: 3, acks: 2000, ackWarmup: 200, subjects: 100 },
+    store: { messages: 60_000, rounds: 3, acks: 2000, ackWarmup: 200, subjects: 100 },
     stdinLines: 200_000,
     startupRuns: 10,
     floor: 2000,

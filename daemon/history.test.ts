@@ -76,8 +76,8 @@ describe("history bounds and gaps", () => {
     const changes: string[] = [];
     const sink: HistoryChanges = {
       appended: (e) => changes.push(`+${e.subject}${e.seq}`),
-      trimmed: (r, below) => changes.push(`trim ${r.subject}<${below}`),
-      forgotten: (s) => changes.push(`forget ${s}`),
+      dropped: (e) => changes.push(`-${e.subject}${e.seq}`),
+      forgotten: (s, entries) => changes.push(`forget ${s} (${entries.length})`),
     };
     // Each entry: 1 byte + 1 subject byte + 64.
     const h = new History({ perSubject: 10, maxBytes: 66 * 3, maxSubjects: 2 }, { seq: 0, time: 0 }, sink);
@@ -86,9 +86,9 @@ describe("history bounds and gaps", () => {
     h.append("a", 3, 3, bytes("3"), undefined);
     h.append("a", 4, 4, bytes("4"), undefined); // 4 entries > 3: b (least recent) loses its only one
     expect(h.size).toBe(3);
-    expect(changes).toContain("trim b<9007199254740991");
+    expect(changes).toContain("-b2");
     h.append("c", 5, 5, bytes("5"), undefined); // a third subject: b, least recently published, is forgotten
-    expect(changes).toContain("forget b");
+    expect(changes).toContain("forget b (0)");
     expect(h.subjectCount).toBe(2);
     // A resume from before b's last message cannot know what b lost.
     expect(h.resume(">", all, { seq: 1 }).gaps[0]).toMatchObject({ subject: ">", lost: undefined });
@@ -102,7 +102,7 @@ describe("history bounds and gaps", () => {
     const records: Array<{ subject: string; n: number; dropped: Uint8Array }> = [];
     const probe = new History({ perSubject: 2, maxBytes: 1 << 30, maxSubjects: 10 }, { seq: 0, time: 0 }, {
       appended: () => undefined,
-      trimmed: (r) => records.splice(0, records.length, r.toStored()),
+      dropped: (_e, r) => records.splice(0, records.length, r.toStored()),
       forgotten: () => undefined,
     });
     for (let i = 0; i < 5; i++) probe.append("s", 1_795_613_115_069_001 + i, 1_795_613_115_069_001 + i, bytes(`s#${i}`), "text");

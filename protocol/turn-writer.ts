@@ -37,15 +37,16 @@ const MIN_SLAB_BYTES = 4 * 1024;
 const MAX_SLAB_BYTES = 64 * 1024;
 
 /**
- * Work that must run before any bytes of this turn leave the process: the
+ * Work that must run before any bytes of this turn leave the process: a
  * broker's store commit (daemon/core/durable-turn.ts), so that no frame
- * reports a publish the store could still lose. Set by its owner each turn
- * it has work; the first flush of any writer runs it, once.
+ * reports a publish the store could still lose. Registered by its owner each
+ * turn it has such work (one entry per broker in the process); the first
+ * flush of any writer runs them all, once.
  */
-let beforeFlush: (() => void) | undefined;
+let beforeFlush: Array<() => void> = [];
 
 export function runBeforeNextFlush(work: () => void): void {
-  beforeFlush = work;
+  beforeFlush.push(work);
 }
 
 export class TurnWriter {
@@ -129,10 +130,10 @@ export class TurnWriter {
 
   /** Writes what this turn gathered now (before an end(), or at the turn's end). */
   flush(): void {
-    if (beforeFlush !== undefined) {
+    if (beforeFlush.length > 0) {
       const work = beforeFlush;
-      beforeFlush = undefined;
-      work();
+      beforeFlush = [];
+      for (const w of work) w();
     }
     this.#sealSlab();
     const pieces = this.#pieces;

@@ -53,7 +53,7 @@ export interface StoreSnapshot {
   readonly subjects: StoredSubject[];
 }
 
-/** What one turn changed. Applied in one transaction, in this order: puts, deletes, messages, trims, subjects, forgets. */
+/** What one commit changes. Applied in one transaction, in this order: retained puts and deletes, messages, deleted messages, subjects, forgets. */
 export interface StoreBatch {
   /** Retained values set (a subject appears at most once: the turn's last). */
   readonly retainedPut: StoredRetained[];
@@ -61,11 +61,11 @@ export interface StoreBatch {
   readonly retainedDelete: string[];
   /** New history messages, in increasing seq. */
   readonly messages: StoredMessage[];
-  /** Per subject: delete its messages with seq below `belowSeq` (they left the history). */
-  readonly trims: Array<{ readonly subject: string; readonly belowSeq: number }>;
+  /** Messages that left the history, by seq: deleted (by primary key: no index to keep). None of them is in `messages`. */
+  readonly deleted: number[];
   /** Subject records to insert or replace. */
   readonly subjects: StoredSubject[];
-  /** Subjects forgotten whole: their record and every message of theirs go. */
+  /** Subjects forgotten whole: their record goes (their messages are in `deleted`). */
   readonly forget: string[];
   /** A new sequence reservation to keep, if one was made this turn. */
   readonly sequenceReservation: number | undefined;

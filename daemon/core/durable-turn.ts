@@ -40,7 +40,8 @@ export class DurableTurn implements HistoryChanges {
   readonly #store: DurableStore;
   readonly #log: Logger;
   #messages: HistoryEntry[] = [];
-  readonly #trims = new Map<string, number>();
+  /** Seqs of messages that left the history since the last commit. */
+  #deleted: number[] = [];
   readonly #subjects = new Map<string, SubjectHistory>();
   readonly #forget = new Set<string>();
   readonly #retainedPut = new Map<string, StoredRetained>();
@@ -70,28 +71,25 @@ export class DurableTurn implements HistoryChanges {
   }
 
   appended(entry: HistoryEntry, record: SubjectHistory): void {
-    if (this.#forget.delete(record.subject)) {
-      // Forgotten and published again in one turn: what the store had of it goes, the new message stays.
-      this.#trims.set(record.subject, entry.seq);
-    }
+    // Forgotten and published again before the commit: a new record (its old messages are deleted already).
+    this.#forget.delete(record.subject);
     this.#messages.push(entry);
-    this.#subjects.set(record.subject, record);
     this.#pendingBytes += entry.size;
     if (this.#pendingBytes >= UNACKED_COMMIT_MAX_BYTES) this.#schedule();
     else this.#later();
   }
 
-  trimmed(record: SubjectHistory, belowSeq: number): void {
-    const previous = this.#trims.get(record.subject);
-    if (previous === undefined || belowSeq > previous) this.#trims.set(record.subject, belowSeq);
+  dropped(entry: HistoryEntry, record: SubjectHistory): void {
+    this.#deleted.push(entry.seq);
+    // The record of drops changed; a subject that never dropped needs no row (its messages say all).
     this.#subjects.set(record.subject, record);
     this.#later();
   }
 
-  forgotten(subject: string): void {
+  forgotten(subject: string, entries: readonly HistoryEntry[]): void {
+    for (const e of entries) this.#deleted.push(e.seq);
     this.#forget.add(subject);
     this.#subjects.delete(subject);
-    this.#trims.delete(subject);
     this.#later();
   }
 
@@ -142,9 +140,16 @@ export class DurableTurn implements HistoryChanges {
     this.#pendingBytes = 0;
     const acks = this.#acks;
     this.#acks = [];
-    const trims = this.#trims;
-    // A message a trim of the same batch deletes is not written at all (a burst on one subject writes its last few).
-    const messages = trims.size === 0 ? this.#messages : this.#messages.filter((m) => m.seq >= (trims.get(m.subject) ?? 0) && !this.#forget.has(m.subject));
+    // A message that left the history before its commit is not written at all
+    // (a burst on one subject writes its last few), nor deleted.
+    let messages = this.#messages;
+    let deleted = this.#deleted;
+    if (deleted.length > 0 && messages.length > 0) {
+      const gone = new Set(deleted);
+      messages = messages.filter((m) => !gone.has(m.seq));
+      const pending = new Set(this.#messages.map((m) => m.seq));
+      deleted = deleted.filter((seq) => !pending.has(seq));
+    }
     // Every pending message still holds its payload: it is released only once committed, below.
     const stored = messages as unknown as StoredMessage[];
     try {
@@ -152,12 +157,13 @@ export class DurableTurn implements HistoryChanges {
         retainedPut: [...this.#retainedPut.values()],
         retainedDelete: [...this.#retainedDelete],
         messages: stored,
-        trims: [...trims].map(([subject, belowSeq]) => ({ subject, belowSeq })),
+        deleted,
         subjects: [...this.#subjects.values()].map((record) => record.toStored()),
         forget: [...this.#forget],
         sequenceReservation: this.#reservation,
       });
     } catch (error) {
+      this.#deleted = deleted;
       this.#failed(error, messages, acks);
       return;
     }
@@ -169,7 +175,7 @@ export class DurableTurn implements HistoryChanges {
     // Committed: the store has the bytes now; the history keeps the rest of each message.
     for (const m of messages) m.payload = undefined;
     this.#messages = [];
-    trims.clear();
+    this.#deleted = [];
     this.#subjects.clear();
     this.#forget.clear();
     this.#retainedPut.clear();

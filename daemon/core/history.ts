@@ -51,9 +51,10 @@ export interface PayloadSource {
 /** Told of every change, to write it through to the store. */
 export interface HistoryChanges {
   appended(entry: HistoryEntry, record: SubjectHistory): void;
-  /** `subject` dropped its messages below `belowSeq` (its record changed). */
-  trimmed(record: SubjectHistory, belowSeq: number): void;
-  forgotten(subject: string): void;
+  /** `entry` left its subject's history (and the subject's record of drops changed). */
+  dropped(entry: HistoryEntry, record: SubjectHistory): void;
+  /** A subject forgotten whole, with the messages it still had. */
+  forgotten(subject: string, entries: readonly HistoryEntry[]): void;
 }
 
 /** Where a resuming subscriber left off: after a sequence number, or from a time (Unix ms). */
@@ -284,19 +285,17 @@ export class History {
     this.#bytes -= entry.size;
     this.#count--;
     if (record.entries.length === 0) this.#withEntries.delete(record.subject);
+    this.#changes?.dropped(entry, record);
   }
 
   #trimToBound(record: SubjectHistory): void {
-    if (record.entries.length <= this.bounds.perSubject) return;
     while (record.entries.length > this.bounds.perSubject) this.#drop(record);
-    this.#changes?.trimmed(record, record.entries[0]!.seq);
   }
 
   #evictPastBounds(): void {
     while (this.#bytes > this.bounds.maxBytes && this.#withEntries.size > 0) {
       const record = this.#withEntries.values().next().value as SubjectHistory;
       this.#drop(record);
-      this.#changes?.trimmed(record, record.entries[0]?.seq ?? Number.MAX_SAFE_INTEGER);
     }
     while (this.#subjects.size > this.bounds.maxSubjects) {
       const record = this.#subjects.values().next().value as SubjectHistory;
@@ -318,7 +317,7 @@ export class History {
     for (const entry of record.entries) this.#bytes -= entry.size;
     this.#count -= record.entries.length;
     this.#withEntries.delete(record.subject);
-    this.#changes?.forgotten(record.subject);
+    this.#changes?.forgotten(record.subject, record.entries);
   }
 
   /**

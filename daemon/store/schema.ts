@@ -31,7 +31,6 @@ export const MIGRATIONS: readonly string[] = [
     payload BLOB NOT NULL,
     enc TEXT
   );
-  CREATE INDEX messages_by_subject ON messages (subject, seq);
   `,
 ];
 

@@ -21,7 +21,7 @@ const require = createRequire(import.meta.url);
 const SEQ = 1.8e15;
 const isRoot = process.getuid?.() === 0;
 
-const EMPTY: StoreBatch = { retainedPut: [], retainedDelete: [], messages: [], trims: [], subjects: [], forget: [], sequenceReservation: undefined };
+const EMPTY: StoreBatch = { retainedPut: [], retainedDelete: [], messages: [], deleted: [], subjects: [], forget: [], sequenceReservation: undefined };
 
 function batch(part: Partial<StoreBatch>): StoreBatch {
   return { ...EMPTY, ...part };
@@ -154,7 +154,7 @@ describe("what the store keeps", () => {
     expect(store.load().retained.map((r) => r.subject)).toEqual(["a"]);
   });
 
-  it("trims a subject's history below a seq, and forgets a subject whole", () => {
+  it("deletes messages by seq, and forgets a subject's record", () => {
     const store = openAt(join(tempDir(), "store.db"));
     store.commit(
       batch({
@@ -165,22 +165,22 @@ describe("what the store keeps", () => {
         ],
       }),
     );
-    store.commit(batch({ trims: [{ subject: "a", belowSeq: SEQ + 4 }], subjects: [{ subject: "a", n: 3, dropped: new Uint8Array([2]) }] }));
+    store.commit(batch({ deleted: [SEQ + 1, SEQ + 3], subjects: [{ subject: "a", n: 3, dropped: new Uint8Array([2]) }] }));
     let snapshot = store.load();
     expect(snapshot.messages.map((m) => `${m.subject}${m.n}`)).toEqual(["b1", "a3", "b2"]);
     expect(snapshot.subjects.find((s) => s.subject === "a")?.dropped).toEqual(Buffer.from([2]));
-    store.commit(batch({ forget: ["b"] }));
+    store.commit(batch({ deleted: [SEQ + 2, SEQ + 5], forget: ["b"] }));
     snapshot = store.load();
     expect(snapshot.messages.map((m) => `${m.subject}${m.n}`)).toEqual(["a3"]);
     expect(snapshot.subjects.map((s) => s.subject)).toEqual(["a"]);
   });
 
-  it("in one batch: a message its own trim or forget removes is not kept; the others are", () => {
+  it("in one batch: a message the same batch deletes is not kept; the others are", () => {
     const store = openAt(join(tempDir(), "store.db"));
     store.commit(
       batch({
         messages: [message("a", SEQ + 1, 1), message("a", SEQ + 2, 2), message("a", SEQ + 3, 3), message("gone", SEQ + 4, 1), message("c", SEQ + 5, 1)],
-        trims: [{ subject: "a", belowSeq: SEQ + 3 }],
+        deleted: [SEQ + 1, SEQ + 2, SEQ + 4],
         subjects: [{ subject: "gone", n: 1, dropped: new Uint8Array(0) }],
         forget: ["gone"],
       }),
@@ -459,7 +459,7 @@ describe("a full disk", () => {
     // Space freed: the next commit goes in, and a trim then leaves only the newest.
     rmSync(filler);
     store.commit(batch({ messages: [message("a", ++seq, kept + 1, "x".repeat(1000))] }));
-    store.commit(batch({ trims: [{ subject: "a", belowSeq: seq }] }));
+    store.commit(batch({ deleted: reopened.messages.map((m) => m.seq) }));
     expect(store.load().messages.map((m) => m.n)).toEqual([kept + 1]);
   });
 });

@@ -167,10 +167,9 @@ export class SqliteStore implements DurableStore {
   readonly #putRetained: SqliteStatement;
   readonly #deleteRetained: SqliteStatement;
   readonly #insertMessage: SqliteStatement;
-  readonly #trim: SqliteStatement;
+  readonly #deleteMessage: SqliteStatement;
   readonly #putSubject: SqliteStatement;
   readonly #forgetSubject: SqliteStatement;
-  readonly #forgetMessages: SqliteStatement;
   readonly #putMeta: SqliteStatement;
   readonly #readPayload: SqliteStatement;
   #closed = false;
@@ -186,10 +185,10 @@ export class SqliteStore implements DurableStore {
     this.#putRetained = db.prepare("INSERT OR REPLACE INTO retained (subject, seq, payload, enc, owner) VALUES (?, ?, ?, ?, ?)");
     this.#deleteRetained = db.prepare("DELETE FROM retained WHERE subject = ?");
     this.#insertMessage = db.prepare("INSERT INTO messages (seq, subject, n, time, payload, enc) VALUES (?, ?, ?, ?, ?, ?)");
-    this.#trim = db.prepare("DELETE FROM messages WHERE subject = ? AND seq < ?");
+    // By primary key: the history says which messages left, so messages needs no second index to keep up.
+    this.#deleteMessage = db.prepare("DELETE FROM messages WHERE seq = ?");
     this.#putSubject = db.prepare("INSERT OR REPLACE INTO subjects (subject, n, dropped) VALUES (?, ?, ?)");
     this.#forgetSubject = db.prepare("DELETE FROM subjects WHERE subject = ?");
-    this.#forgetMessages = db.prepare("DELETE FROM messages WHERE subject = ?");
     this.#putMeta = db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)");
     this.#readPayload = db.prepare("SELECT payload FROM messages WHERE seq = ?");
   }
@@ -234,12 +233,9 @@ export class SqliteStore implements DurableStore {
       for (const r of batch.retainedPut) this.#putRetained.run(r.subject, r.seq, r.payload, r.enc ?? null, r.owner);
       for (const subject of batch.retainedDelete) this.#deleteRetained.run(subject);
       this.#insertMessages(batch);
-      for (const t of batch.trims) this.#trim.run(t.subject, t.belowSeq);
+      for (const seq of batch.deleted) this.#deleteMessage.run(seq);
       for (const s of batch.subjects) this.#putSubject.run(s.subject, s.n, s.dropped);
-      for (const subject of batch.forget) {
-        this.#forgetSubject.run(subject);
-        this.#forgetMessages.run(subject);
-      }
+      for (const subject of batch.forget) this.#forgetSubject.run(subject);
       if (batch.sequenceReservation !== undefined) this.#putMeta.run(META.sequenceReservation, batch.sequenceReservation);
       this.#commit.run();
     } catch (error) {
@@ -262,21 +258,13 @@ export class SqliteStore implements DurableStore {
     this.#db.close();
   }
 
-  /** The batch's messages, less those a trim or a forget of the same batch deletes again. */
+  /** The batch's messages, less any the same batch deletes again. */
   #insertMessages(batch: StoreBatch): void {
-    const { messages, trims, forget } = batch;
+    const { messages, deleted } = batch;
     if (messages.length === 0) return;
-    let below: Map<string, number> | undefined;
-    if (trims.length > 0 || forget.length > 0) {
-      below = new Map();
-      for (const t of trims) below.set(t.subject, Math.max(below.get(t.subject) ?? 0, t.belowSeq));
-      for (const subject of forget) below.set(subject, Infinity);
-    }
+    const gone = deleted.length === 0 ? undefined : new Set(deleted);
     for (const m of messages) {
-      if (below !== undefined) {
-        const limit = below.get(m.subject);
-        if (limit !== undefined && m.seq < limit) continue;
-      }
+      if (gone?.has(m.seq) === true) continue;
       this.#insertMessage.run(m.seq, m.subject, m.n, m.time, m.payload, m.enc ?? null);
     }
   }
@@ -302,7 +290,7 @@ function isEmpty(batch: StoreBatch): boolean {
     batch.retainedPut.length === 0 &&
     batch.retainedDelete.length === 0 &&
     batch.messages.length === 0 &&
-    batch.trims.length === 0 &&
+    batch.deleted.length === 0 &&
     batch.subjects.length === 0 &&
     batch.forget.length === 0 &&
     batch.sequenceReservation === undefined
