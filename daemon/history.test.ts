@@ -226,6 +226,23 @@ describe("the store's turn", () => {
     await memory.stop();
   });
 
+  it("deletes from the store what leaves the history, and never writes what leaves it before its commit", async () => {
+    const store = new ScriptedStore({
+      ...empty,
+      createdAt: { time: 0, seq: 0 },
+      messages: [{ subject: "d.x", seq: 4_000, n: 1, time: 1, payload: bytes("old"), enc: undefined }],
+    });
+    const memory = await startMemoryBroker({ store, limits: { maxHistoryPerSubject: 2 } });
+    const peer = await memory.greeted();
+    // Four in one read: the loaded one and the first two new ones leave the history; only the last two are written.
+    peer.sendBytes(Buffer.concat([1, 2, 3, 4].map((i) => encodeFrame({ op: "pub", subject: "d.x", p: bytes(`n${i}`), id: i }))));
+    const oks = await Promise.all([1, 2, 3, 4].map((id) => peer.next((m) => m["id"] === id)));
+    const written = store.batches.flatMap((b) => b.messages.map((m) => m.seq));
+    expect(written).toEqual([Number(oks[2]!["seq"]), Number(oks[3]!["seq"])]);
+    expect(store.batches.flatMap((b) => b.deleted)).toEqual([4_000]);
+    await memory.stop();
+  });
+
   it("answers err store_full when the commit fails, keeps serving, and writes the carried changes once it can", async () => {
     const store = new ScriptedStore(empty);
     const memory = await startMemoryBroker({ store });

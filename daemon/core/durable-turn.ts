@@ -40,8 +40,10 @@ export class DurableTurn implements HistoryChanges {
   readonly #store: DurableStore;
   readonly #log: Logger;
   #messages: HistoryEntry[] = [];
-  /** Seqs of messages that left the history since the last commit. */
+  /** Seqs of committed messages that left the history since the last commit: to delete. */
   #deleted: number[] = [];
+  /** Pending messages that left the history before their commit: not to write. */
+  #droppedPending = 0;
   readonly #subjects = new Map<string, SubjectHistory>();
   readonly #forget = new Set<string>();
   readonly #retainedPut = new Map<string, StoredRetained>();
@@ -80,14 +82,28 @@ export class DurableTurn implements HistoryChanges {
   }
 
   dropped(entry: HistoryEntry, record: SubjectHistory): void {
-    this.#deleted.push(entry.seq);
+    if (entry.settled === true) {
+      this.#deleted.push(entry.seq);
+    } else {
+      // Never written: nothing to delete, and the commit leaves it out.
+      entry.settled = true;
+      entry.payload = undefined;
+      this.#droppedPending++;
+    }
     // The record of drops changed; a subject that never dropped needs no row (its messages say all).
     this.#subjects.set(record.subject, record);
     this.#later();
   }
 
   forgotten(subject: string, entries: readonly HistoryEntry[]): void {
-    for (const e of entries) this.#deleted.push(e.seq);
+    for (const e of entries) {
+      if (e.settled === true) this.#deleted.push(e.seq);
+      else {
+        e.settled = true;
+        e.payload = undefined;
+        this.#droppedPending++;
+      }
+    }
     this.#forget.add(subject);
     this.#subjects.delete(subject);
     this.#later();
@@ -142,14 +158,9 @@ export class DurableTurn implements HistoryChanges {
     this.#acks = [];
     // A message that left the history before its commit is not written at all
     // (a burst on one subject writes its last few), nor deleted.
-    let messages = this.#messages;
-    let deleted = this.#deleted;
-    if (deleted.length > 0 && messages.length > 0) {
-      const gone = new Set(deleted);
-      messages = messages.filter((m) => !gone.has(m.seq));
-      const pending = new Set(this.#messages.map((m) => m.seq));
-      deleted = deleted.filter((seq) => !pending.has(seq));
-    }
+    const deleted = this.#deleted;
+    const messages = this.#droppedPending === 0 ? this.#messages : this.#messages.filter((m) => m.settled !== true);
+    this.#droppedPending = 0;
     // Every pending message still holds its payload: it is released only once committed, below.
     const stored = messages as unknown as StoredMessage[];
     try {
@@ -173,7 +184,10 @@ export class DurableTurn implements HistoryChanges {
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     // Committed: the store has the bytes now; the history keeps the rest of each message.
-    for (const m of messages) m.payload = undefined;
+    for (const m of messages) {
+      m.payload = undefined;
+      m.settled = true;
+    }
     this.#messages = [];
     this.#deleted = [];
     this.#subjects.clear();

@@ -38,6 +38,8 @@ export interface HistoryEntry {
   payload: Uint8Array | undefined;
   /** Counted against maxBytes. */
   readonly size: number;
+  /** Set by the store's turn: this message is in the store (or left the history before it got there). */
+  settled?: boolean;
 }
 
 /** A kept message with its payload, as resume() and latest() hand them out. */
@@ -231,7 +233,9 @@ export class History {
       }
       record.n = Math.max(record.n, m.n);
       const size = m.payload.byteLength + m.subject.length + ENTRY_OVERHEAD_BYTES;
-      this.#add(record, { subject: m.subject, seq: m.seq, n: m.n, time: m.time, enc: m.enc, payload: this.#payloads === undefined ? m.payload : undefined, size });
+      // From the store: already in it (settled), so dropping it later deletes it there.
+      const inStore = this.#payloads !== undefined;
+      this.#add(record, { subject: m.subject, seq: m.seq, n: m.n, time: m.time, enc: m.enc, payload: inStore ? undefined : m.payload, size, settled: inStore });
     }
     // The store may hold more than today's bounds allow (they were lowered): apply them (and write that through).
     for (const record of this.#subjects.values()) this.#trimToBound(record);
