@@ -44,6 +44,8 @@ export class DurableTurn implements HistoryChanges {
   #deleted: number[] = [];
   /** Pending messages that left the history before their commit: not to write. */
   #droppedPending = 0;
+  /** The subject record last marked dirty (a burst marks the same one again and again). */
+  #lastDirty: SubjectHistory | undefined;
   readonly #subjects = new Map<string, SubjectHistory>();
   readonly #forget = new Set<string>();
   readonly #retainedPut = new Map<string, StoredRetained>();
@@ -74,7 +76,7 @@ export class DurableTurn implements HistoryChanges {
 
   appended(entry: HistoryEntry, record: SubjectHistory): void {
     // Forgotten and published again before the commit: a new record (its old messages are deleted already).
-    this.#forget.delete(record.subject);
+    if (this.#forget.size > 0) this.#forget.delete(record.subject);
     this.#messages.push(entry);
     this.#pendingBytes += entry.size;
     if (this.#pendingBytes >= UNACKED_COMMIT_MAX_BYTES) this.#schedule();
@@ -91,11 +93,15 @@ export class DurableTurn implements HistoryChanges {
       this.#droppedPending++;
     }
     // The record of drops changed; a subject that never dropped needs no row (its messages say all).
-    this.#subjects.set(record.subject, record);
+    if (this.#lastDirty !== record) {
+      this.#subjects.set(record.subject, record);
+      this.#lastDirty = record;
+    }
     this.#later();
   }
 
   forgotten(subject: string, entries: readonly HistoryEntry[]): void {
+    this.#lastDirty = undefined;
     for (const e of entries) {
       if (e.settled === true) this.#deleted.push(e.seq);
       else {
@@ -190,6 +196,7 @@ export class DurableTurn implements HistoryChanges {
     }
     this.#messages = [];
     this.#deleted = [];
+    this.#lastDirty = undefined;
     this.#subjects.clear();
     this.#forget.clear();
     this.#retainedPut.clear();
