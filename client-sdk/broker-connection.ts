@@ -309,7 +309,7 @@ export class BrokerConnection {
     } catch (cause) {
       throw new ConnectionError("connection_failed", `cannot connect to the broker at ${this.#transport.address}: ${(cause as Error).message}`, cause);
     }
-    connection.send({ op: "hello", v: PROTOCOL_VERSION, name: this.#settings.name, id: 0 });
+    connection.send({ op: "hello", v: PROTOCOL_VERSION, name: this.#settings.name, ...(this.#settings.noEcho ? { noEcho: true } : {}), id: 0 });
     let accepted: WelcomeMsg;
     try {
       accepted = await welcome;

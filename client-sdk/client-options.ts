@@ -38,6 +38,8 @@ export interface ClientSettings {
   name: string;
   reconnect: ReconnectOptions;
   requestTimeoutMs: number;
+  /** Asked in `hello`: never be delivered this client's own publishes. */
+  noEcho?: boolean;
 }
 
 export interface PublishOptions {

@@ -32,9 +32,11 @@ export interface ConnectOptions {
   reconnect?: Partial<ReconnectOptions> | false;
   /** Default timeout of request(), in ms (default 5000). */
   requestTimeoutMs?: number;
+  /** Never be delivered this client's own publishes (`hello.noEcho`, docs/PROTOCOL.md §5.1); default false. */
+  noEcho?: boolean;
 }
 
-const OPTION_NAMES = ["socket", "transport", "service", "privileged", "endpoint", "name", "reconnect", "requestTimeoutMs"];
+const OPTION_NAMES = ["socket", "transport", "service", "privileged", "endpoint", "name", "reconnect", "requestTimeoutMs", "noEcho"];
 
 function chooseTransport(options: ConnectOptions): ClientTransport {
   const choice = options.transport ?? (options.service !== undefined || options.endpoint !== undefined ? "xpc" : "unix");
@@ -91,9 +93,11 @@ export async function connect(options: ConnectOptions = {}): Promise<Client> {
   }
   const name = options.name ?? defaultName();
   if (Buffer.byteLength(name) > MAX_CLIENT_NAME_BYTES) throw new InvalidArgumentError(`option "name" is over ${MAX_CLIENT_NAME_BYTES} bytes`);
+  if (options.noEcho !== undefined && typeof options.noEcho !== "boolean") throw new InvalidArgumentError('option "noEcho" must be a boolean');
   const transport = chooseTransport(options);
   const client = new Client(transport, {
     name,
+    noEcho: options.noEcho === true,
     reconnect: parseReconnect(options.reconnect),
     requestTimeoutMs:
       options.requestTimeoutMs === undefined ? DEFAULT_REQUEST_TIMEOUT_MS : positiveInteger("requestTimeoutMs", options.requestTimeoutMs),

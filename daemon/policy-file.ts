@@ -7,7 +7,7 @@ import { InvalidArgumentError, subjectProblem } from "../protocol/index.js";
 import { RIGHTS, type Policy, type PolicyMatch, type PolicyRule } from "./core/policy.js";
 
 const RULE_KEYS = ["name", "match", "connect", ...RIGHTS, "monitor"];
-const MATCH_KEYS = ["uid", "gid", "exe", "codeSigning", "teamId"];
+const MATCH_KEYS = ["uid", "gid", "exe", "codeSigning", "teamId", "bridge"];
 
 function fail(path: string, where: string, why: string): never {
   throw new InvalidArgumentError(`policy ${path}: ${where}: ${why}`);
@@ -61,6 +61,9 @@ export function parsePolicy(text: string, path: string): Policy {
       else if (key === "codeSigning" || key === "teamId") {
         if (typeof value !== "string" || value === "") fail(path, at, "must be a non-empty string");
         match[key] = value;
+      } else if (key === "bridge") {
+        if (typeof value !== "boolean") fail(path, at, "must be true or false");
+        match.bridge = value;
       } else fail(path, at, `unknown key; known: ${MATCH_KEYS.join(", ")}`);
     }
     const out: PolicyRule = { name, match, connect };

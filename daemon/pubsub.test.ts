@@ -304,3 +304,29 @@ describe("request and reply (memory transport)", () => {
     await got.until((seen) => seen.length === 1);
   });
 });
+
+describe("noEcho (hello.noEcho)", () => {
+  it("never delivers a noEcho client its own publishes, plain or as the chosen member of its queue group, and delivers them to everyone else", async () => {
+    const echoless = await memory.client({ noEcho: true });
+    const other = await memory.client();
+    const own: string[] = [];
+    const others: string[] = [];
+    const ownGroup: string[] = [];
+    const otherGroup: string[] = [];
+    await echoless.subscribe("echo.x", { callback: (m) => void own.push(String(m.data)) });
+    await other.subscribe("echo.x", { callback: (m) => void others.push(String(m.data)) });
+    await echoless.subscribe("echo.x", { queue: "g", callback: (m) => void ownGroup.push(String(m.data)) });
+    await other.subscribe("echo.x", { queue: "g", callback: (m) => void otherGroup.push(String(m.data)) });
+    for (let i = 0; i < 4; i++) await echoless.publish("echo.x", `e${i}`);
+    await other.publish("echo.x", "o");
+    await echoless.flush();
+    await other.flush();
+    expect(own).toEqual(["o"]);
+    expect(others).toEqual(["e0", "e1", "e2", "e3", "o"]);
+    // The group's share of the noEcho client's publishes all went to the other member.
+    expect(otherGroup.filter((d) => d.startsWith("e"))).toEqual(["e0", "e1", "e2", "e3"]);
+    expect(ownGroup.filter((d) => d.startsWith("e"))).toEqual([]);
+    await echoless.close();
+    await other.close();
+  });
+});

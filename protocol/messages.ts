@@ -10,7 +10,8 @@ export const PAYLOAD_ENCODINGS: readonly PayloadEncoding[] = ["bytes", "text", "
 
 // ---- client → broker ----
 
-export interface HelloOp { op: "hello"; v: number; name?: string; id?: number }
+/** `noEcho`: never deliver this connection its own publishes (as NATS's no_echo). */
+export interface HelloOp { op: "hello"; v: number; name?: string; noEcho?: boolean; id?: number }
 export interface SubOp {
   op: "sub";
   sid: number;
@@ -194,6 +195,18 @@ export interface BrokerStatus {
   pendingRequests: number;
   /** The recent history kept for `since` and `history` (counts 0 with scope "peer"). Absent from older brokers. */
   history?: { subjects: number; messages: number; bytes: number; maxBytes: number; perSubject: number; maxSubjects: number };
+  /** The NATS bridge, when the broker runs one (`--bridge`); absent otherwise and from older brokers. Scope "broker" only. */
+  bridge?: {
+    state: "connecting" | "connected" | "reconnecting" | "closed";
+    source: string;
+    servers: string[];
+    server?: string;
+    exported: number;
+    imported: number;
+    dropped: number;
+    bufferedBytes: number;
+    lastError?: string;
+  };
   /** Where retained values and history are kept. Absent from older brokers. */
   store?: {
     kind: "sqlite" | "memory";

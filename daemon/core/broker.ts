@@ -55,6 +55,8 @@ export interface BrokerOptions {
   policy?: Policy;
   /** macOS: how the policy checks `codeSigning` rules against a peer's audit token. */
   codeSigningCheck?: CodeSigningCheck;
+  /** The NATS bridge's state for `status` (daemon/bridge/), when one runs. */
+  bridgeStatus?: () => BrokerStatus["bridge"];
   /** Figures about the hosting process for `status` (rss, heap, open fds); the core reads none itself. */
   describeProcess?: () => Record<string, number>;
   /** Posts notifications on publish and serves the notify ops; without one they answer `notify_unavailable`. */
@@ -202,6 +204,7 @@ export class Broker implements SessionHost {
       startedAt: this.startedAt,
       pid,
       describeProcess: options.describeProcess,
+      bridge: options.bridgeStatus,
       store: () => ({
         ...(store?.description ?? { kind: "memory" as const }),
         commits: durable?.commits ?? 0,

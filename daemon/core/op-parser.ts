@@ -185,7 +185,7 @@ function wellFormedPub(map: Record<string, unknown>, limits: BrokerLimitOptions)
 function readOp(op: ClientOpName, f: Fields, limits: BrokerLimitOptions): ClientOp {
   switch (op) {
     case "hello":
-      return { op, v: f.uint("v"), name: f.optionalText("name", MAX_CLIENT_NAME_BYTES), id: f.optionalUint("id") };
+      return { op, v: f.uint("v"), name: f.optionalText("name", MAX_CLIENT_NAME_BYTES), noEcho: f.optionalBool("noEcho"), id: f.optionalUint("id") };
     case "sub": {
       const subject = f.subject("subject", true);
       if (subject.startsWith(INBOX_PREFIX)) {

@@ -24,6 +24,8 @@ export interface PolicyMatch {
   codeSigning?: string;
   /** macOS: the team identifier the peer's code must be signed with (XPC peers). */
   teamId?: string;
+  /** true: only the NATS bridge's in-process connection (identity method "bridge"); false: anything but it. */
+  bridge?: boolean;
 }
 
 export interface PolicyRule {
@@ -157,7 +159,11 @@ const UNVERIFIED_EXE = "unverified exe";
  * Which attribute of `identity` fails `match`, or undefined when it fits.
  * With `trustExe` false, an exe that fits but is not verified fails as UNVERIFIED_EXE.
  */
+/** The identity method of the bridge's in-process connection (daemon/bridge/bridge-identity.ts). */
+export const BRIDGE_METHOD = "bridge";
+
 function mismatch(match: PolicyMatch, identity: PeerIdentity, check: CodeSigningCheck | undefined, trustExe: boolean): string | undefined {
+  if (match.bridge !== undefined && (identity.method === BRIDGE_METHOD) !== match.bridge) return "bridge";
   if (match.uid !== undefined && (identity.uid === null || !match.uid.includes(identity.uid))) return "uid";
   if (match.gid !== undefined && (identity.gid === null || !match.gid.includes(identity.gid))) return "gid";
   if (match.exe !== undefined && (identity.exe === null || !match.exe.some((g) => globToRegExp(g).test(identity.exe as string)))) return "exe";
@@ -179,6 +185,7 @@ export function describeExe(identity: PeerIdentity): string {
 
 /** The identity as reasons show it. */
 export function describeIdentity(identity: PeerIdentity): string {
+  if (identity.method === BRIDGE_METHOD) return "the NATS bridge (identity \"bridge\")";
   return `uid ${identity.uid ?? "?"}, gid ${identity.gid ?? "?"}, exe ${describeExe(identity)}`;
 }
 

@@ -77,6 +77,9 @@ export class Session implements PeerInbound {
     return this.#greeted;
   }
 
+  /** The peer asked (`hello.noEcho`) never to be delivered its own publishes. */
+  noEcho = false;
+
   /** The name the peer gave in `hello` ("" if none). */
   get name(): string {
     return this.#name;
@@ -241,7 +244,7 @@ export class Session implements PeerInbound {
     }
     const op = parsed.op;
     if (op.op === "hello") {
-      this.#hello(op.v, op.name, op.id);
+      this.#hello(op.v, op.name, op.noEcho === true, op.id);
       return;
     }
     if (!this.#greeted) {
@@ -263,7 +266,7 @@ export class Session implements PeerInbound {
     this.#host.detach(this);
   }
 
-  #hello(version: number, name: string | undefined, id: number | undefined): void {
+  #hello(version: number, name: string | undefined, noEcho: boolean, id: number | undefined): void {
     if (this.#greeted) {
       this.error("already_hello", "hello was already received on this connection", id);
       return;
@@ -275,7 +278,8 @@ export class Session implements PeerInbound {
     clearTimeout(this.#helloTimer);
     this.#greeted = true;
     this.#name = name ?? "";
-    this.log.info({ peerName: this.#name }, "peer said hello");
+    this.noEcho = noEcho;
+    this.log.info({ peerName: this.#name, noEcho }, "peer said hello");
     this.#host.welcome(this, id);
   }
 }

@@ -47,10 +47,15 @@ export function publish(ctx: BrokerContext, session: Session, op: PubOp): void {
     if (match.plainOwners.length > 0) {
       // One encoding for every plain subscriber: the client dispatches to its own matching subscriptions.
       const shared = new Outbound(msg);
-      for (const owner of match.plainOwners) ctx.deliver(owner, shared);
+      for (const owner of match.plainOwners) if (owner !== session || !session.noEcho) ctx.deliver(owner, shared);
     }
     for (const group of match.groups) {
-      const member = ctx.index.pickMember(op.subject, group);
+      let member = ctx.index.pickMember(op.subject, group);
+      // A noEcho publisher chosen in its own group: the next member takes it, if there is another.
+      if (member.owner === session && session.noEcho) {
+        if (group.members.every((m) => m.owner === session)) continue;
+        while (member.owner === session) member = ctx.index.pickMember(op.subject, group);
+      }
       ctx.deliver(member.owner, new Outbound({ ...msg, queue: group.name }));
     }
   }

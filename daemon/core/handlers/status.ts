@@ -27,6 +27,8 @@ export interface StatusSource {
   /** The hosting process's id, as the broker was told (BrokerOptions.pid). */
   readonly pid: number;
   readonly describeProcess: (() => Record<string, number>) | undefined;
+  /** The NATS bridge's state, when one runs. */
+  readonly bridge: (() => BrokerStatus["bridge"]) | undefined;
   /** How the store is kept and how its commits went. */
   readonly store: () => NonNullable<BrokerStatus["store"]>;
 }
@@ -104,6 +106,7 @@ export function status(ctx: BrokerContext, source: StatusSource, viewer?: Sessio
     pendingRequests: ctx.requests.size,
     history: historyStatus(ctx, false),
     store: source.store(),
+    ...(source.bridge?.() === undefined ? {} : { bridge: source.bridge() }),
     ...(source.describeProcess === undefined ? {} : { process: source.describeProcess() }),
   };
 }
