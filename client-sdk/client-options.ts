@@ -49,6 +49,12 @@ export interface PublishOptions {
   reply?: string;
   /** Wait for the broker's acknowledgement (default true). */
   ack?: boolean;
+  /**
+   * With `data` as bytes: how receivers are to read them ("text", "json" or
+   * "bytes"), sent as they are. For bytes that already hold text or JSON
+   * (a payload relayed from elsewhere). Default: from the type of `data`.
+   */
+  encoding?: PayloadEncoding;
 }
 
 export interface PublishAck {

@@ -8,7 +8,7 @@ import { EventEmitter } from "node:events";
 import { CallbackError, DrainTimeoutError, InvalidArgumentError, InvalidSubjectError, XpcbusError, type BrokerError } from "./errors.js";
 import type { ClientTransport } from "./client-transport.js";
 import type { BrokerLimits, BrokerStatus, ClientOp, DeliverMsg, GapMsg } from "../protocol/index.js";
-import { decodePayload, encodePayload, MAX_HISTORY_LIMIT, notifyNameProblem, subjectNotifyName, subjectProblem } from "../protocol/index.js";
+import { decodePayload, encodePayload, MAX_HISTORY_LIMIT, notifyNameProblem, PAYLOAD_ENCODINGS, subjectNotifyName, subjectProblem } from "../protocol/index.js";
 import { createMessage, parseSubscribeOptions, Subscription, type Message, type MessageParts, type SubscribeOptions, type SubscriptionOwner } from "./subscription.js";
 import { Watch, type WatchOptions, type WatchOwner } from "./watch.js";
 import { BrokerConnection, type ConnectionOwner } from "./broker-connection.js";
@@ -92,6 +92,11 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
       checkSubject(subject, false);
       if (options.reply !== undefined) checkSubject(options.reply, false);
       const payload = encodePayload(data);
+      if (options.encoding !== undefined) {
+        if (!(data instanceof Uint8Array)) throw new InvalidArgumentError('publish option "encoding" goes with bytes: data is encoded from its type otherwise');
+        if (!(PAYLOAD_ENCODINGS as readonly string[]).includes(options.encoding)) throw new InvalidArgumentError(`publish option "encoding" must be one of ${PAYLOAD_ENCODINGS.join(", ")}`);
+        payload.enc = options.encoding;
+      }
       this.#connection.checkPayload(payload.bytes);
       const op: ClientOp & { op: "pub" } = { op: "pub", subject, p: payload.bytes, enc: payload.enc };
       if (options.retain === true) op.retain = true;

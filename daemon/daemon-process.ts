@@ -22,6 +22,10 @@ import { XpcServerTransport } from "./transports/xpc-server.js";
 import type { ServerTransport } from "./transports/server-transport.js";
 import { TableNotifier } from "./notify/table-notifier.js";
 import { openDaemonStore } from "./store/daemon-store.js";
+import { readBridgeFile } from "./bridge/bridge-config.js";
+import { bridgePolicyRule } from "./bridge/bridge-identity.js";
+import type { BridgeConfig } from "./bridge/bridge-types.js";
+import type { NatsBridge } from "./bridge/nats-bridge.js";
 
 /** How long a shutdown waits for peers to take their `bye` before the process exits anyway. */
 export const SHUTDOWN_GRACE_MS = 1_500;
@@ -66,6 +70,11 @@ export interface DaemonOptions {
   durability?: "normal" | "full";
   /** Move a corrupt or newer-schema store aside and start an empty one, instead of refusing to start. */
   storeReset?: boolean;
+  /**
+   * A bridge file (docs/OPERATIONS.md, "Bridging to NATS"): carry its subjects
+   * to and from NATS. Read before anything starts; a bad file refuses the start.
+   */
+  bridge?: string;
   logger: Logger;
 }
 
@@ -74,6 +83,12 @@ export interface RunningDaemon {
   readonly socketPath: string;
   /** Stops accepting, says bye to every peer, waits for them (bounded), removes the socket. */
   stop(reason?: string): Promise<void>;
+  /**
+   * Re-reads the --bridge file (SIGHUP): a good one replaces the running
+   * bridge (the old one closes first); a bad one rejects with its problems and
+   * the running bridge stays. Resolves at once without --bridge.
+   */
+  reloadBridge(): Promise<void>;
 }
 
 /**
@@ -100,6 +115,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   if (options.codeSigningRequirement !== undefined && options.service === undefined) {
     throw new XpcbusError("transport_unavailable", "--code-signing-requirement applies to XPC peers: give --service too (macOS)");
   }
+  // Before anything is touched: a bad bridge file refuses the start, its problems as they are.
+  const bridgeConfig: BridgeConfig | undefined = options.bridge === undefined ? undefined : readBridgeFile(options.bridge);
   const { path, isDefault } = resolveSocketPath(options);
   prepareSocketDir(dirname(path), { mode: options.system === true ? 0o755 : 0o700, strict: isDefault });
   const limits = parseLimits(options.limits);
@@ -131,6 +148,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   });
   let notifier: Notifier | undefined;
   let broker: Broker;
+  let bridge: NatsBridge | undefined;
   try {
     notifier = createNotifier(options, path, limits.maxNotifySlots, limits.maxNotifyStates);
     broker = new Broker({
@@ -142,9 +160,10 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       store,
       notifier,
       slowConsumer: options.slowConsumer,
-      policy: options.policy ?? ownerOnlyPolicy(process.getuid?.() ?? 0),
+      policy: options.policy ?? defaultPolicy(bridgeConfig),
       codeSigningCheck: process.platform === "darwin" ? loadNative().codeSatisfies : undefined,
       describeProcess,
+      bridgeStatus: () => bridge?.status(),
     });
   } catch (error) {
     notifier?.close();
@@ -171,6 +190,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     store?.close();
     throw error;
   }
+  // After the transports: the broker serves locally whatever NATS does (start() never waits for it).
+  if (bridgeConfig !== undefined) bridge = await startBridge(bridgeConfig, broker, log);
   log.info(
     {
       socket: path,
@@ -186,6 +207,10 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   stop = (reason = "the broker is shutting down"): Promise<void> => {
     stopping ??= (async () => {
       log.info({ reason }, "shutting down");
+      // First, so no import lands in a broker that is saying bye.
+      const closing = bridge;
+      bridge = undefined;
+      await closing?.close();
       for (const t of transports) await t.stopAccepting();
       broker.close(reason);
       let timer: NodeJS.Timeout | undefined;
@@ -204,7 +229,41 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     })();
     return stopping;
   };
-  return { broker, socketPath: path, stop };
+  // One reload at a time: two quick SIGHUPs must not leave two bridges running.
+  let reloading: Promise<void> = Promise.resolve();
+  const reloadBridge = (): Promise<void> => {
+    const next = reloading.then(async () => {
+      if (options.bridge === undefined || stopping !== undefined) return;
+      // A bad file throws here, before the running bridge is touched.
+      const config = readBridgeFile(options.bridge);
+      const previous = bridge;
+      bridge = undefined;
+      await previous?.close();
+      if (stopping !== undefined) return;
+      // Without --policy the bridge's rights follow its file.
+      if (options.policy === undefined) broker.setPolicy(defaultPolicy(config));
+      const started = await startBridge(config, broker, log);
+      // stop() began while it started: it did not see this one.
+      if (stopping !== undefined) await started.close();
+      else bridge = started;
+    });
+    reloading = next.catch(() => undefined);
+    return next;
+  };
+  return { broker, socketPath: path, stop, reloadBridge };
+}
+
+/** The bridge, loaded only when one is configured (the `nats` client is not small). */
+async function startBridge(config: BridgeConfig, broker: Broker, log: Logger): Promise<NatsBridge> {
+  const { NatsBridge, PROCESS_ORIGIN } = await import("./bridge/nats-bridge.js");
+  return NatsBridge.start({ config, broker, log, origin: PROCESS_ORIGIN });
+}
+
+/** Without --policy: this uid and root with every right, and the bridge (if any) with what its file implies. */
+function defaultPolicy(bridge: BridgeConfig | undefined): Policy {
+  const policy = ownerOnlyPolicy(process.getuid?.() ?? 0);
+  if (bridge === undefined) return policy;
+  return { ...policy, rules: [...policy.rules, bridgePolicyRule(bridge)] };
 }
 
 function createNotifier(options: DaemonOptions, socketPath: string, slots: number, maxStates: number): Notifier {

@@ -330,3 +330,20 @@ describe("noEcho (hello.noEcho)", () => {
     await other.close();
   });
 });
+
+describe("publish with an encoding (bytes relayed as they are)", () => {
+  it("tags bytes with the given encoding, which receivers decode, and refuses it with anything but bytes", async () => {
+    const c = await memory.client();
+    const got: unknown[] = [];
+    await c.subscribe("relay.x", { callback: (m) => void got.push([m.encoding, m.data]) });
+    await c.publish("relay.x", Buffer.from('{"a": 1}'), { encoding: "json" });
+    await c.publish("relay.x", Buffer.from("hi"), { encoding: "text" });
+    await c.flush();
+    expect(got).toEqual([
+      ["json", { a: 1 }],
+      ["text", "hi"],
+    ]);
+    await expect(c.publish("relay.x", "text", { encoding: "json" })).rejects.toMatchObject({ code: "invalid_argument" });
+    await c.close();
+  });
+});

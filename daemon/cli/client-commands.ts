@@ -197,6 +197,8 @@ function printStatus(status: BrokerStatus): void {
     const where = store.kind === "sqlite" ? ` ${store.path ?? ""} (durability ${store.durability ?? "normal"}, ${store.commits} commits${store.failedCommits > 0 ? `, ${store.failedCommits} failed` : ""})` : " (nothing outlives the broker)";
     out(`store: ${store.kind}${where}${store.failing ? "  FAILING: new state is in memory only until a commit succeeds" : ""}`);
   }
+  const bridge = status.bridge;
+  if (bridge !== undefined) out(`bridge: ${bridge.state}${bridge.server !== undefined ? ` to ${bridge.server}` : ` (${bridge.servers.join(", ")})`}  exported ${bridge.exported}  imported ${bridge.imported}  dropped ${bridge.dropped}  held ${bridge.bufferedBytes} bytes${bridge.lastError !== undefined ? `  last error: ${bridge.lastError}` : ""}`);
   out(`peers: ${status.peers.length}`);
   for (const p of status.peers) {
     // exeVerified is absent from an older broker's status: show nothing then.

@@ -28,6 +28,7 @@ export interface DaemonCommandOptions {
   store?: string;
   durability?: string;
   storeReset?: boolean;
+  bridge?: string;
 }
 
 function parseMode(text: string | undefined): number | undefined {
@@ -98,6 +99,7 @@ export async function daemonCommand(options: DaemonCommandOptions): Promise<void
       store: options.store,
       durability: parseDurability(options.durability),
       storeReset: options.storeReset,
+      bridge: options.bridge,
       logger,
     });
   } catch (error) {
@@ -111,8 +113,14 @@ export async function daemonCommand(options: DaemonCommandOptions): Promise<void
     if (error instanceof XpcbusError) throw new CliError(error.message, EXIT_ERROR);
     throw error;
   }
-  // SIGHUP: reload the policy and the config file, each whole or not at all; keep every connection.
+  // SIGHUP: reload the policy, the config file and the bridge file, each whole or not at all; keep every connection.
   const onHangup = (): void => {
+    if (options.bridge !== undefined) {
+      daemon.reloadBridge().then(
+        () => logger.info({ bridge: options.bridge }, "SIGHUP: bridge reloaded"),
+        (error: Error) => logger.error({ bridge: options.bridge, reason: error.message }, "SIGHUP: bridge file refused; the running bridge stays"),
+      );
+    }
     if (options.policy !== undefined) {
       try {
         daemon.broker.setPolicy(readPolicyFile(options.policy));
@@ -122,7 +130,9 @@ export async function daemonCommand(options: DaemonCommandOptions): Promise<void
       }
     }
     if (options.config === undefined) {
-      if (options.policy === undefined) logger.info("SIGHUP: nothing to reload (the daemon was started without --config or --policy)");
+      if (options.policy === undefined && options.bridge === undefined) {
+        logger.info("SIGHUP: nothing to reload (the daemon was started without --config, --policy or --bridge)");
+      }
       return;
     }
     try {

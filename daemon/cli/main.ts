@@ -27,6 +27,7 @@ const daemonCommands = () => import("./daemon-command.js");
 const serviceCommands = () => import("./service-commands.js");
 const policyCommands = () => import("./policy-commands.js");
 const notifyCommands = () => import("./notify-commands.js");
+const bridgeCommands = () => import("./bridge-commands.js");
 
 /**
  * A commander action that loads `load()` and calls its export `name` with
@@ -84,6 +85,7 @@ function buildProgram(): Command {
     )
     .option("--durability <level>", "normal (default): survives a crash of the broker; full: also a power loss (fsync per commit)")
     .option("--store-reset", "move a corrupt or newer-schema store aside (<path>.<reason>-<time>) and start an empty one")
+    .option("--bridge <file>", "carry subjects to and from NATS as the file says (docs/OPERATIONS.md, \"Bridging to NATS\"); reloaded on SIGHUP")
     .action(lazy(daemonCommands, "daemonCommand"));
 
   program
@@ -252,6 +254,14 @@ function buildProgram(): Command {
     )
     .addHelpText("after", "\nExit codes: 0 admitted, 1 DENIED, 2 usage (a bad number, --pid with --uid, an unreadable or invalid file).")
     .action(lazy(policyCommands, "policyExplainCommand"));
+
+  const bridge = program.command("bridge").description("check a bridge file (local subjects to and from a NATS cluster)");
+  bridge
+    .command("check")
+    .argument("<file>")
+    .description("validate a bridge file: prints what it bridges, or every problem with its place")
+    .addHelpText("after", "\nExit codes: 0 valid, 2 usage (an unreadable or invalid file; every problem is listed on stderr).")
+    .action(lazy(bridgeCommands, "bridgeCheckCommand"));
 
   const notify = program.command("notify").description("notification names, as notifyutil(1) does it, through the broker");
   notify
