@@ -57,6 +57,17 @@ describe("benchmark harness (tiny profile)", () => {
     expect(store.ack.map((r) => r.store)).toEqual(configurations);
     for (const row of store.ack) expect(row.latency.count).toBe(row.publishes);
     expect(readFileSync(join(outDir, "latest.md"), "utf8")).toMatch(/## Store/);
+    // The bridge: every path delivered everything (or the scenario says why it was skipped: no nats-server).
+    const bridge = results.bridge!;
+    if (bridge.skipped === undefined) {
+      expect(bridge.throughput.map((r) => r.path)).toEqual(["xpcbus", "nats", "bridged"]);
+      for (const row of bridge.throughput) expect(row.delivered, row.path).toBe(row.messages);
+      expect(Object.keys(bridge.throughput[2]!.serversCpuMs)).toEqual(["A", "nats-server", "B"]);
+      expect(bridge.latency.map((r) => r.path)).toEqual(["xpcbus", "nats", "bridged"]);
+      for (const row of bridge.latency) expect(row.missing, row.path).toBe(0);
+      expect(bridge.addedP50Us).toBeDefined();
+      expect(readFileSync(join(outDir, "latest.md"), "utf8")).toMatch(/## Bridge/);
+    }
     if (process.platform === "linux") expect(results.notify!.postCost.map((r) => r.watchers)).toEqual([1, 10, 100, 1000]);
 
     const files = readdirSync(outDir);

@@ -66,27 +66,55 @@ export interface BurstOptions {
 
 /** One burst through `system`, with a server of its own started in `dir` (also the 1 → 1 throughput's runner). */
 export async function burstOnce(system: SystemName, dir: string, options: BurstOptions): Promise<BurstRow> {
+  const server = await startSystem(system, dir, { brokerArgs: options.brokerArgs });
+  try {
+    const at = { system, address: server.address };
+    const { row } = await burstThrough({ publisher: at, subscriber: at, subject: "bench.burst", serverPids: [server.pid] }, options);
+    return { system, ...row };
+  } finally {
+    await server.stop();
+  }
+}
+
+/**
+ * Where a burst goes: the publisher's broker, the subscribers' broker (the
+ * same one, or two ends of a path such as xpcbus → NATS → xpcbus, see
+ * bridge.bench.ts) and every server on the way, whose CPU is the broker's.
+ */
+export interface BurstRoute {
+  publisher: { system: SystemName; address: string };
+  subscriber: { system: SystemName; address: string };
+  subject: string;
+  serverPids: number[];
+}
+
+/**
+ * One burst along `route`, whose servers the caller started and stops. The
+ * row is burstOnce's without the system; `serversCpuMs` is each server's
+ * share of `brokerCpuMs`, in the order of `route.serverPids`.
+ */
+export async function burstThrough(route: BurstRoute, options: BurstOptions): Promise<{ row: Omit<BurstRow, "system">; serversCpuMs: number[] }> {
   const { subscribers, messages, window } = options;
   // Four progress lines per window: the publisher gets credit well before it runs dry.
   const reportEvery = Math.max(1, Math.floor(window / 4));
-  const server = await startSystem(system, dir, { brokerArgs: options.brokerArgs });
-  const subject = "bench.burst";
+  const { subject } = route;
   const subs: Spawned[] = [];
   let publisher: Spawned | undefined;
   let stall: NodeJS.Timeout | undefined;
   try {
     for (let i = 0; i < subscribers; i++) {
-      subs.push(spawnNode(clientScript("burst-subscriber"), [system, server.address, subject, String(messages), String(reportEvery)]));
+      subs.push(spawnNode(clientScript("burst-subscriber"), [route.subscriber.system, route.subscriber.address, subject, String(messages), String(reportEvery)]));
     }
     await Promise.all(subs.map((s) => s.line("ready")));
-    const pub = spawnNode(clientScript("burst-publisher"), [system, server.address, subject, String(messages), String(options.payloadBytes), ...(options.retain === true ? ["retain"] : [])]);
+    const pub = spawnNode(clientScript("burst-publisher"), [route.publisher.system, route.publisher.address, subject, String(messages), String(options.payloadBytes), ...(options.retain === true ? ["retain"] : [])]);
     publisher = pub;
     await pub.line("ready");
 
     const chunks = new Array<number>(subscribers).fill(0);
     let granted = Math.min(messages, window);
-    const pids = [server.pid, pub.child.pid!, ...subs.map((s) => s.child.pid!)];
-    const readCpu = (): { broker: number; publisher: number; subs: number } => ({ broker: cpuMs(server.pid), publisher: cpuMs(pub.child.pid!), subs: cpuMsOf(pids.slice(2)) });
+    const subPids = subs.map((s) => s.child.pid!);
+    const readServers = (): number[] => route.serverPids.map((pid) => cpuMs(pid));
+    const readCpu = (): { servers: number[]; publisher: number; subs: number } => ({ servers: readServers(), publisher: cpuMs(pub.child.pid!), subs: cpuMsOf(subPids) });
     const warmup = options.warmup ?? 0;
     /** Where counting starts: the first publish, or the end of the warm-up. */
     let mark: { cpu: ReturnType<typeof readCpu>; ns: bigint; delivered: number } | undefined;
@@ -123,15 +151,15 @@ export async function burstOnce(system: SystemName, dir: string, options: BurstO
     clearTimeout(stall);
     // Every process is still alive (each waits for its stdin to close): read them now.
     const from = mark?.cpu ?? start;
-    const brokerCpuMs = roundMs(cpuMs(server.pid) - from.broker);
+    const serversCpuMs = readServers().map((ms, i) => roundMs(ms - (from.servers[i] ?? 0)));
+    const brokerCpuMs = roundMs(serversCpuMs.reduce((sum, ms) => sum + ms, 0));
     const publisherCpuMs = roundMs(cpuMs(pub.child.pid!) - from.publisher);
-    const subscribersCpuMs = roundMs(cpuMsOf(pids.slice(2)) - from.subs);
+    const subscribersCpuMs = roundMs(cpuMsOf(subPids) - from.subs);
     const delivered = results.reduce((sum, r) => sum + r.received, 0);
     const lastNs = results.reduce((max, r) => (BigInt(r.lastNs) > max ? BigInt(r.lastNs) : max), 0n);
     const seconds = Number(lastNs - (mark?.ns ?? BigInt(sent.firstNs))) / 1e9;
     const counted = delivered - (mark?.delivered ?? 0);
-    return {
-      system,
+    const row = {
       subscribers,
       messages,
       payloadBytes: Math.max(12, options.payloadBytes),
@@ -145,6 +173,7 @@ export async function burstOnce(system: SystemName, dir: string, options: BurstO
       subscribersCpuMs,
       cpuUsPerDelivery: Math.round(((brokerCpuMs + publisherCpuMs + subscribersCpuMs) * 1000) / Math.max(1, counted) * 100) / 100,
     };
+    return { row, serversCpuMs };
   } finally {
     clearTimeout(stall);
     const all = publisher === undefined ? subs : [publisher, ...subs];
@@ -154,7 +183,6 @@ export async function burstOnce(system: SystemName, dir: string, options: BurstO
         await s.stop();
       }),
     );
-    await server.stop();
   }
 }
 

@@ -19,9 +19,10 @@ import { run as burst } from "./burst.bench.js";
 import { run as pubStdin } from "./pub-stdin.bench.js";
 import { run as cliStartup } from "./cli-startup.bench.js";
 import { run as store } from "./store.bench.js";
+import { run as bridge } from "./bridge.bench.js";
 import type { SystemName } from "./support/systems.js";
 
-export const SCENARIOS = ["floors", "compare", "update-delivery", "throughput", "notify", "slow-consumer", "burst", "pub-stdin", "cli-startup", "store"] as const;
+export const SCENARIOS = ["floors", "compare", "update-delivery", "throughput", "notify", "slow-consumer", "burst", "pub-stdin", "cli-startup", "store", "bridge"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -76,6 +77,7 @@ const PROFILES = {
     // xpcbus only: each peer's start and its client library's load cost more
     // than the whole scenario; a window under the message count, so credit flows.
     burst: { subscribers: 3, messages: 200, window: 64, systems: ["xpcbus"] as SystemName[] | undefined },
+    bridge: { messages: 500, latencyMessages: 20, latencyWarmup: 5 },
   },
   quick: {
     counts: [1, 10, 100],
@@ -91,13 +93,15 @@ const PROFILES = {
     tp: 200_000,
     tpSystems: undefined,
     // ~35 s on 2 cores: 18 runs 1 → 1 (3 configurations × plain, retained × 3 rounds), 3 × 2200 acks.
-    store: { messages: 60_000, rounds: 3, acks: 2000, ackWarmup: 200, subjects: 100 },
+    store: { messages: 50_000, rounds: 3, acks: 1500, ackWarmup: 150, subjects: 100 },
     stdinLines: 200_000,
     startupRuns: 10,
     floor: 2000,
     slowConsumer: 50000,
     ...MEASURED,
     burst: QUICK_BURST,
+    // ~10 s on 2 cores: three daemons-and-NATS paths × (50,000 flat out + 1100 at 1 ms).
+    bridge: { messages: 30_000, latencyMessages: 1000, latencyWarmup: 100 },
   },
   full: {
     counts: [1, 10, 100, 1000],
@@ -119,6 +123,7 @@ const PROFILES = {
     slowConsumer: 50000,
     ...MEASURED,
     burst: BURST,
+    bridge: { messages: 500_000, latencyMessages: 10_000, latencyWarmup: 1000 },
   },
 };
 
@@ -187,6 +192,9 @@ export async function runBench(options: BenchOptions): Promise<RunResults> {
   });
   await attempt("store", async () => {
     results.store = await store({ ...p.store, payloadBytes: 64, progress });
+  });
+  await attempt("bridge", async () => {
+    results.bridge = await bridge({ ...p.bridge, payloadBytes: 64, progress });
   });
   results.durationS = Math.round((Date.now() - started) / 1000);
   mkdirSync(options.outDir, { recursive: true });

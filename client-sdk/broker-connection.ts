@@ -367,6 +367,7 @@ export class BrokerConnection {
       }
       case "err": {
         const error = brokerErrorFromWire(message.code, message.reason);
+        if (message.subject !== undefined) error.subject = message.subject;
         const pending = message.id === undefined ? undefined : this.#pending.get(message.id);
         if (pending !== undefined) {
           this.#pending.delete(message.id!);

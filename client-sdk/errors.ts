@@ -21,6 +21,9 @@ export {
 
 /** The broker refused an operation; `code` is the broker's wire code. */
 export class BrokerError extends XpcbusError {
+  /** The refused op's subject, when the broker named it (`err.subject`): what an unacknowledged publish's refusal is about. */
+  subject?: string;
+
   constructor(code: WireErrorCode, reason: string) {
     super(code, reason);
     this.name = "BrokerError";

@@ -2,6 +2,8 @@
 // update against latency, log scales, one mark per mode and client count).
 // Ratios are against the floor and the best peer measured in the same run.
 
+import type { BridgeResult } from "../bridge.bench.js";
+import { PATH_LABELS } from "../bridge.bench.js";
 import type { BurstResult, BurstRow } from "../burst.bench.js";
 import type { CompareResult } from "../compare.bench.js";
 import type { FloorsResult } from "../floors.bench.js";
@@ -28,6 +30,7 @@ export interface RunResults {
   pubStdin?: PubStdinResult;
   cliStartup?: CliStartupResult;
   store?: StoreResult;
+  bridge?: BridgeResult;
   failures: Array<{ scenario: string; error: string }>;
 }
 
@@ -60,6 +63,7 @@ export function headline(r: RunResults): string {
   lines.push(...throughputHeadline(r.throughput));
   lines.push(...burstHeadline(r.burst));
   lines.push(...storeHeadline(r.store));
+  lines.push(...bridgeHeadline(r.bridge));
   if (r.pubStdin !== undefined) {
     const s = r.pubStdin;
     lines.push(`- \`xpcbus pub --stdin\`, ${s.lines} lines of ${s.lineBytes} B to one subscriber: ${s.linesPerSecond} lines/s, ${s.cpuUsPerLine} µs CPU per line (CLI + broker), start-up ${s.startupMs} ms`);
@@ -136,6 +140,26 @@ function storeHeadline(st: StoreResult | undefined): string[] {
   if (ackBase !== undefined && ackStore.length > 0) {
     lines.push(`- store, retained publish → ack p50: memory ${ackBase.latency.p50Us} µs; ` +
       ackStore.map((row) => `${row.store} ${row.latency.p50Us} µs (${ratio(row.latency.p50Us, ackBase.latency.p50Us)})`).join(", ") + " (target ≤ 2×)");
+  }
+  return lines;
+}
+
+/** The bridge, one direction, against NATS alone and xpcbus alone in the same run: rate, CPU, and what one hop adds to p50. */
+function bridgeHeadline(br: BridgeResult | undefined): string[] {
+  if (br === undefined) return [];
+  if (br.skipped !== undefined) return [`- bridge: skipped: ${br.skipped}`];
+  const tp = (path: string) => br.throughput.find((row) => row.path === path);
+  const lat = (path: string) => br.latency.find((row) => row.path === path);
+  const [bridged, nats, ours] = [tp("bridged"), tp("nats"), tp("xpcbus")];
+  const lines: string[] = [];
+  if (bridged !== undefined) {
+    lines.push(`- bridge, A → NATS → B, ${bridged.payloadBytes} B: ${bridged.messagesPerSecond} msgs/s, ${bridged.cpuUsPerMessage} µs CPU per message (A + nats-server + B + both clients)` +
+      (nats ? `; ${ratio(bridged.messagesPerSecond, nats.messagesPerSecond)} NATS alone's rate (${nats.messagesPerSecond}/s, ${nats.cpuUsPerMessage} µs)` : "") +
+      (ours ? `, ${ratio(bridged.messagesPerSecond, ours.messagesPerSecond)} xpcbus alone's (${ours.messagesPerSecond}/s, ${ours.cpuUsPerMessage} µs)` : ""));
+  }
+  const [bl, nl, ol] = [lat("bridged"), lat("nats"), lat("xpcbus")];
+  if (bl !== undefined && br.addedP50Us !== undefined) {
+    lines.push(`- bridge, one-way p50 ${bl.latency.p50Us} µs: the hop adds ${br.addedP50Us.overXpcbus} µs to xpcbus alone (${ol?.latency.p50Us ?? "n/a"} µs), ${br.addedP50Us.overNats} µs to NATS alone (${nl?.latency.p50Us ?? "n/a"} µs)`);
   }
   return lines;
 }
@@ -277,6 +301,35 @@ export function markdown(r: RunResults): string {
         st.ack.map((row) => [row.store, row.latency.p50Us, row.latency.p90Us, row.latency.p99Us, row.latency.maxUs,
           ackBase ? ratio(row.latency.p50Us, ackBase.latency.p50Us) : "n/a", row.brokerCpuUsPerPublish]),
       ));
+    }
+  }
+  if (r.bridge) {
+    const br = r.bridge;
+    out.push("", "## Bridge: xpcbus → NATS → xpcbus, one direction, next to NATS alone and xpcbus alone", "",
+      "One nats-server and two daemons (default store): A exports `bench.>` as `fleet.a.bench.>`, B imports `fleet.a.bench.>` taking 2 tokens off. " +
+      "xpcbus alone: publisher and subscriber on A, on a subject A does not export; NATS alone: both on the nats-server (nats.js), on a subject B does not import; bridged: publisher on A, subscriber on B. The same processes for all three, in the same run.");
+    if (br.skipped !== undefined) out.push("", `Skipped: ${br.skipped}`);
+    const nats = br.throughput.find((row) => row.path === "nats");
+    const ours = br.throughput.find((row) => row.path === "xpcbus");
+    const first = br.throughput[0];
+    if (first !== undefined) {
+      out.push("", `Throughput, ${first.messages} × ${first.payloadBytes} B flat out, the throughput scenario's harness (~1 MiB in flight), counted after a warm-up of ${first.warmup}. CPU µs/msg: every server on the path + both clients.`, "", table(
+        ["path", "delivered", "msgs/s", "vs NATS alone", "vs xpcbus alone", "CPU µs/msg (all)", "vs NATS alone", "servers CPU ms", "publisher CPU ms", "subscriber CPU ms"],
+        br.throughput.map((row) => [PATH_LABELS[row.path], row.delivered, row.messagesPerSecond,
+          nats ? ratio(row.messagesPerSecond, nats.messagesPerSecond) : "n/a", ours ? ratio(row.messagesPerSecond, ours.messagesPerSecond) : "n/a",
+          row.cpuUsPerMessage, nats ? ratio(row.cpuUsPerMessage, nats.cpuUsPerMessage) : "n/a",
+          Object.entries(row.serversCpuMs).map(([name, ms]) => `${name} ${ms}`).join(", "), row.publisherCpuMs, row.subscriberCpuMs]),
+      ));
+    }
+    const firstLatency = br.latency[0];
+    if (firstLatency !== undefined) {
+      const base = br.latency.find((row) => row.path === "xpcbus");
+      out.push("", `One-way latency, publish → subscriber callback: ${firstLatency.messages} messages after ${firstLatency.warmup} not counted, one every ${firstLatency.spacingMs} ms, ${firstLatency.payloadBytes} B.`, "", table(
+        ["path", "p50 µs", "p90 µs", "p99 µs", "max µs", "lost", "p50 − xpcbus alone µs"],
+        br.latency.map((row) => [PATH_LABELS[row.path], row.latency.p50Us, row.latency.p90Us, row.latency.p99Us, row.latency.maxUs, row.missing,
+          base ? Math.round((row.latency.p50Us - base.latency.p50Us) * 100) / 100 : "n/a"]),
+      ));
+      if (br.addedP50Us !== undefined) out.push("", `Added by the bridge at p50: ${br.addedP50Us.overXpcbus} µs over xpcbus alone, ${br.addedP50Us.overNats} µs over NATS alone.`);
     }
   }
   if (r.failures.length > 0) {

@@ -221,7 +221,13 @@ export class NatsBridge {
         this.#fail(`the local connection closed${error ? `: ${error.message}` : ""}`);
         void this.close();
       });
-      client.on("brokerError", (error) => this.#failed(error.message));
+      // An import the broker refused (unacknowledged publishes: the refusal names the subject).
+      client.on("brokerError", (error) => {
+        if (error.subject !== undefined && !error.subject.startsWith(INBOX_PREFIX)) {
+          this.#imported--;
+          this.#refused(error.subject, error.message);
+        } else this.#failed(error.message);
+      });
       // The broker dropped messages meant for the bridge (it did not read fast enough): lost exports.
       client.on("dropped", ({ count }) => {
         this.#dropped += count;
@@ -356,14 +362,17 @@ export class NatsBridge {
       this.#answerImportedRequest(client, local, decodePayload(m.data, encoding), m);
       return;
     }
-    // Acknowledged, so a refusal comes back with its subject and is counted exactly;
-    // the publishes still go out one after another without waiting.
-    client.publish(local, m.data, { encoding }).then(
-      () => {
-        this.#imported++;
+    // Unacknowledged (a promise and an answer per message cost the importing
+    // broker more than the publish itself); a refusal comes back as a
+    // brokerError naming the subject, and is taken off `imported` there.
+    client.publish(local, m.data, { encoding, ack: false }).then(
+      () => undefined,
+      (error: Error) => {
+        this.#imported--;
+        this.#refused(local, error.message);
       },
-      (error: Error) => this.#refused(local, error.message),
     );
+    this.#imported++;
   }
 
   /** A NATS request on an imported subject: asked locally, the answer (or the failure, as ERROR_HEADER) sent back. */
