@@ -5,7 +5,7 @@
 // headers, and `p`/`enc` are all the broker forwards of a reply (section 9.5).
 // answerRequest() is how respond() runs a handler and always answers.
 
-import { CallbackError, ResponderError, XpcbusError } from "./errors.js";
+import { CallbackError, NoRespondersError, ResponderError, XpcbusError } from "./errors.js";
 import type { Message } from "./subscription.js";
 
 /** The one key of an error reply: `{"$xpcbusError": {"code": "responder_error", "message": …}}`, `enc: "json"`. */
@@ -25,8 +25,13 @@ export function responderErrorReply(thrown: unknown): Record<string, unknown> {
   return { [RESPONDER_ERROR_KEY]: { code: "responder_error", message } };
 }
 
-/** The ResponderError a reply stands for, or undefined for an ordinary reply. */
-export function responderErrorOf(reply: Message): ResponderError | undefined {
+/**
+ * The error a reply stands for, or undefined for an ordinary reply: a
+ * ResponderError, or a NoRespondersError when a relay (the NATS bridge) says
+ * nobody answers on its side (code "no_responders"), so the requester sees
+ * what it would see locally.
+ */
+export function responderErrorOf(reply: Message): ResponderError | NoRespondersError | undefined {
   if (reply.encoding !== "json") return undefined;
   const data = reply.data;
   if (data === null || typeof data !== "object" || Array.isArray(data) || data instanceof Uint8Array) return undefined;
@@ -35,6 +40,7 @@ export function responderErrorOf(reply: Message): ResponderError | undefined {
   const body = (data as Record<string, unknown>)[RESPONDER_ERROR_KEY];
   if (body === null || typeof body !== "object") return undefined;
   const message = (body as Record<string, unknown>)["message"];
+  if ((body as Record<string, unknown>)["code"] === "no_responders") return new NoRespondersError(typeof message === "string" ? message : "no responders");
   return new ResponderError(typeof message === "string" ? message : "the responder's handler failed");
 }
 

@@ -60,7 +60,7 @@ export const PROCESS_ORIGIN = `${hostname()}/${randomUUID()}`;
 const CLOSE_FLUSH_MS = 1_000;
 
 /** Reply of a request that failed on the other side, as a responder error (docs/PROTOCOL.md, Appendix A): the requester's request() rejects at once. */
-const responderError = (message: string): Record<string, unknown> => ({ $xpcbusError: { code: "responder_error", message } });
+const responderError = (message: string, code = "responder_error"): Record<string, unknown> => ({ $xpcbusError: { code, message } });
 
 const ENCODINGS: readonly string[] = ["text", "json", "bytes"];
 
@@ -333,14 +333,16 @@ export class NatsBridge {
       (reply) => {
         this.#exported++;
         const failure = reply.headers?.get(ERROR_HEADER);
-        const data = failure ? responderError(`${failure}: ${reply.string()}`) : decodePayload(reply.data, importedEncoding(reply));
+        // A failure on the other broker comes back as the same kind of error (no_responders stays no_responders).
+        const data = failure ? responderError(`${failure}: ${reply.string()}`, failure === "no_responders" ? "no_responders" : "responder_error") : decodePayload(reply.data, importedEncoding(reply));
         return msg.respond(data);
       },
       (error: NatsError) => {
         // A timeout is left to the local broker, which answers the requester `timeout` (its own deadline).
         if (error.code === ErrorCode.Timeout) return;
-        const text = error.code === ErrorCode.NoResponders ? `no responders on NATS for "${subject}"` : `NATS request failed: ${error.message}`;
-        return msg.respond(responderError(text));
+        // No responder over there: the requester gets no_responders, as for a subject nobody answers here.
+        if (error.code === ErrorCode.NoResponders) return msg.respond(responderError(`no responders on NATS for "${subject}"`, "no_responders"));
+        return msg.respond(responderError(`NATS request failed: ${error.message}`));
       },
     ).catch(() => undefined);
   }
