@@ -302,6 +302,45 @@ describe.skipIf(!haveNats)("NATS bridge (real nats-server, real daemons)", () =>
     expect(JSON.parse(natsReply.string())).toEqual({ echoed: "bytes:hi", subject: "remote.app.echo" });
   });
 
+  it("the policy bounds what the network can publish: imports land only where the bridge rule allows, the rest is counted as dropped", async () => {
+    const port = await freePort();
+    await startNats(port);
+    const dir = tempDir();
+    const me = process.getuid?.() ?? 0;
+    const policy = join(dir, "policy.json");
+    writeFileSync(
+      policy,
+      JSON.stringify({
+        version: 1,
+        rules: [
+          { name: "me", match: { uid: [me, 0] }, connect: "allow", publish: [">"], subscribe: [">"], request: [">"], watch: [">"], monitor: true },
+          { name: "fleet", match: { bridge: true }, connect: "allow", publish: ["remote.allowed.>"] },
+        ],
+      }),
+    );
+    const file = bridgeFile(dir, "b.json", { nats: { servers: [`nats://127.0.0.1:${port}`] }, import: [{ subject: "fleet.*.>", stripTokens: 1, localPrefix: "remote." }] });
+    const b = await startBroker({ args: ["--store", "memory", "--bridge", file, "--policy", policy] });
+    const c = await client(b);
+    await waitForState(c, "connected");
+    const got = await collect(c, "remote.>");
+    const nc = await natsClient(port);
+    // Probes until the bridge's NATS subscription is in place (it propagates asynchronously).
+    await eventually(async () => {
+      nc.publish("fleet.allowed.x", new TextEncoder().encode("probe"));
+      await settle(50);
+      return got.length > 0 ? true : undefined;
+    }, 8_000, "a probe through the bridge");
+    nc.publish("fleet.denied.x", new TextEncoder().encode("no"));
+    nc.publish("fleet.allowed.y", new TextEncoder().encode("yes"));
+    await nc.flush();
+    await eventually(async () => (got.some((m) => m.subject === "remote.allowed.y") ? true : undefined), 5_000, "the allowed import");
+    await settle(200);
+    expect(got.map((m) => m.subject).filter((s) => s !== "remote.allowed.x")).toEqual(["remote.allowed.y"]);
+    const bridge = await bridgeOf(c);
+    expect(bridge.dropped).toBe(1);
+    expect(bridge.lastError).toMatch(/remote\.denied\.x.*permission|does not allow publish/);
+  });
+
   it("refuses to start on a bad bridge file, naming the problem", async () => {
     const dir = tempDir();
     const bad = join(dir, "bad.json");
