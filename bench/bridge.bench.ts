@@ -25,7 +25,7 @@ import { burstThrough, type BurstRoute } from "./burst.bench.js";
 import { newHistogram, summarise, type LatencySummary } from "./support/histogram.js";
 import { clientScript, scratchDir, sleep, spawnNode, startBroker } from "./support/processes.js";
 import { openPublisher, startSystem, unavailable, type RunningSystem, type SystemName } from "./support/systems.js";
-import type { OneToOneFigures } from "./throughput.bench.js";
+import { oneToOneFigures, type OneToOneFigures } from "./throughput.bench.js";
 
 export type BridgePath = "xpcbus" | "nats" | "bridged";
 
@@ -191,12 +191,7 @@ async function throughputOnce(route: Route, options: BridgeOptions): Promise<Bri
     payloadBytes: row.payloadBytes,
     messages,
     warmup,
-    delivered: row.delivered,
-    messagesPerSecond: row.deliveriesPerSecond,
-    cpuUsPerMessage: row.cpuUsPerDelivery,
-    brokerCpuMs: row.brokerCpuMs,
-    publisherCpuMs: row.publisherCpuMs,
-    subscriberCpuMs: row.subscribersCpuMs,
+    ...oneToOneFigures(row),
     serversCpuMs: Object.fromEntries(route.servers.map((s, i) => [s.name, serversCpuMs[i] ?? 0])),
   };
 }

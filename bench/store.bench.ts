@@ -31,7 +31,7 @@ import { burstOnce } from "./burst.bench.js";
 import { cpuMs, roundMs } from "./support/cpu.js";
 import { newHistogram, summarise, type LatencySummary } from "./support/histogram.js";
 import { scratchDir, startBroker } from "./support/processes.js";
-import type { OneToOneFigures } from "./throughput.bench.js";
+import { oneToOneFigures, type OneToOneFigures } from "./throughput.bench.js";
 
 export type StoreConfigName = "memory" | "sqlite" | "sqlite full";
 
@@ -209,14 +209,7 @@ export async function run(options: StoreOptions): Promise<StoreResult> {
             retain: publish === "retained",
           });
           checkStoreFile(config, dir.path, before);
-          runs[c]!.push({
-            delivered: row.delivered,
-            messagesPerSecond: row.deliveriesPerSecond,
-            cpuUsPerMessage: row.cpuUsPerDelivery,
-            brokerCpuMs: row.brokerCpuMs,
-            publisherCpuMs: row.publisherCpuMs,
-            subscriberCpuMs: row.subscribersCpuMs,
-          });
+          runs[c]!.push(oneToOneFigures(row));
         }
       }
       for (const [c, config] of STORE_CONFIGS.entries()) {

@@ -6,7 +6,7 @@
 // counted after a warm-up of a fifth of the messages (the same for every
 // system: each broker and client library at its steady state).
 
-import { burstOnce } from "./burst.bench.js";
+import { burstOnce, type BurstRow } from "./burst.bench.js";
 import { scratchDir } from "./support/processes.js";
 import { availableSystems, SYSTEMS, type SystemName } from "./support/systems.js";
 
@@ -19,6 +19,18 @@ export interface OneToOneFigures {
   brokerCpuMs: number;
   publisherCpuMs: number;
   subscriberCpuMs: number;
+}
+
+/** A burst row with one subscriber, as a 1 → 1 figure. */
+export function oneToOneFigures(row: Pick<BurstRow, "delivered" | "deliveriesPerSecond" | "cpuUsPerDelivery" | "brokerCpuMs" | "publisherCpuMs" | "subscribersCpuMs">): OneToOneFigures {
+  return {
+    delivered: row.delivered,
+    messagesPerSecond: row.deliveriesPerSecond,
+    cpuUsPerMessage: row.cpuUsPerDelivery,
+    brokerCpuMs: row.brokerCpuMs,
+    publisherCpuMs: row.publisherCpuMs,
+    subscriberCpuMs: row.subscribersCpuMs,
+  };
 }
 
 export interface ThroughputRow extends OneToOneFigures {
@@ -59,12 +71,7 @@ export async function run(options: {
           payloadBytes: row.payloadBytes,
           messages: row.messages,
           warmup: Math.floor(row.messages / 5),
-          delivered: row.delivered,
-          messagesPerSecond: row.deliveriesPerSecond,
-          cpuUsPerMessage: row.cpuUsPerDelivery,
-          brokerCpuMs: row.brokerCpuMs,
-          publisherCpuMs: row.publisherCpuMs,
-          subscriberCpuMs: row.subscribersCpuMs,
+          ...oneToOneFigures(row),
         });
       }
     }

@@ -197,14 +197,20 @@ export interface BrokerStatus {
   history?: { subjects: number; messages: number; bytes: number; maxBytes: number; perSubject: number; maxSubjects: number };
   /** The NATS bridge, when the broker runs one (`--bridge`); absent otherwise and from older brokers. Scope "broker" only. */
   bridge?: {
+    /** "connecting" until the first connection, "connected", "reconnecting" while NATS is away, "closed". */
     state: "connecting" | "connected" | "reconnecting" | "closed";
+    /** The bridge file. */
     source: string;
     servers: string[];
+    /** The server connected to now, if any. */
     server?: string;
+    /** Messages handed to NATS (and requests answered through it), published locally from NATS, and dropped (buffer full while NATS was away, refused locally). */
     exported: number;
     imported: number;
     dropped: number;
+    /** Bytes of exports waiting for NATS to come back. */
     bufferedBytes: number;
+    /** The last error met (connect refused, auth, a local refusal). */
     lastError?: string;
   };
   /** Where retained values and history are kept. Absent from older brokers. */

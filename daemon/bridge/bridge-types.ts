@@ -2,6 +2,8 @@
 // nats-bridge.ts runs it). The file is JSON; docs/OPERATIONS.md "Bridging to
 // NATS" shows one. Everything here has its default filled in.
 
+import type { BrokerStatus } from "../../protocol/index.js";
+
 /** How to reach the NATS servers, as nats.js takes it. */
 export interface BridgeNatsOptions {
   /** nats://host:port (or tls://), at least one. */
@@ -54,20 +56,5 @@ export interface BridgeConfig {
   reconnect: { initialDelayMs: number; maxDelayMs: number };
 }
 
-/** What `status.bridge` says. */
-export interface BridgeStatus {
-  /** "connecting" until the first connection, "connected", "reconnecting" while NATS is away, "closed". */
-  state: "connecting" | "connected" | "reconnecting" | "closed";
-  source: string;
-  servers: string[];
-  /** The server connected to now, if any. */
-  server?: string;
-  /** Messages sent to NATS, received from NATS (and published locally), and dropped (buffer full while NATS was away, or refused locally). */
-  exported: number;
-  imported: number;
-  dropped: number;
-  /** Bytes waiting for NATS to come back. */
-  bufferedBytes: number;
-  /** The last error met, if any (connect refused, auth, a local refusal). */
-  lastError?: string;
-}
+/** What `status.bridge` says (its fields are documented where the protocol type is: protocol/messages.ts, BrokerStatus). */
+export type BridgeStatus = NonNullable<BrokerStatus["bridge"]>;
