@@ -41,6 +41,7 @@ describe("benchmark harness (tiny profile)", () => {
     expect(startup.runs).toBe(2);
     expect(startup.received).toBe(startup.expected); // every pub and every script run published
     for (const ms of [startup.pubMs, startup.scriptMs, startup.versionMs, startup.pubRatio]) expect(ms).toBeGreaterThan(0);
+    for (const n of [startup.connectPublishMs, startup.peerCredentialsUs]) expect(n).toBeGreaterThan(0);
     expect(readFileSync(join(outDir, "latest.md"), "utf8")).toMatch(/## CLI start-up/);
     const sc = results.slowConsumer!;
     expect(sc.withStopped.stopped!.messages + sc.withStopped.stopped!.droppedTotal).toBe(1000);

@@ -6,8 +6,16 @@
 // warm-up of each (the file cache); the figures are medians of wall time from
 // spawn to exit, and the headline is pub's median as a ratio to the script's.
 // A subscriber in this process checks that every publish arrived.
+// Besides: in this process, connect + first acknowledged publish + close with
+// the SDK (median of `connectRuns`), and what the broker check the Unix
+// transport does before `hello` costs (docs/SECURITY.md, "Trusting the
+// broker"): the native peerCredentials() call, timed over 1000 calls on one
+// connected socket. A before/after of the check cannot be had in one run; its
+// cost next to the connect's is the figure.
 
 import { spawn } from "node:child_process";
+import { createConnection, type Socket } from "node:net";
+import { loadNative } from "../native/index.js";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect } from "../client-sdk/index.js";
@@ -25,6 +33,13 @@ export interface CliStartupResult {
   scriptMs: number;
   /** Median ms of `xpcbus --version`. */
   versionMs: number;
+  /** Median ms, in this process, of connect() + one acknowledged publish + close() with the SDK. */
+  connectPublishMs: number;
+  connectRuns: number;
+  /** µs per native peerCredentials() call (SO_PEERCRED and the rest), mean of PEER_CREDENTIALS_CALLS on one socket. */
+  peerCredentialsUs: number;
+  /** peerCredentialsUs as a share of connectPublishMs: what the broker check adds to a connect. */
+  peerCredentialsShare: number;
   /** pubMs / scriptMs. */
   pubRatio: number;
   target: number;
@@ -34,6 +49,37 @@ export interface CliStartupResult {
 }
 
 const SUBJECT = "bench.startup";
+
+/** Calls timed for the per-call cost: enough that the timer's resolution is noise, still well under a second. */
+const PEER_CREDENTIALS_CALLS = 1000;
+
+/** Connects a plain socket (no hello) and times peerCredentials() on it; µs per call. */
+async function timePeerCredentials(socketPath: string): Promise<number> {
+  const socket = await new Promise<Socket>((resolve, reject) => {
+    const s = createConnection({ path: socketPath });
+    s.once("error", reject);
+    s.once("connect", () => resolve(s));
+  });
+  try {
+    const fd = (socket as unknown as { _handle: { fd: number } })._handle.fd;
+    const native = loadNative();
+    native.peerCredentials(fd); // warm-up
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < PEER_CREDENTIALS_CALLS; i++) native.peerCredentials(fd);
+    return Number(process.hrtime.bigint() - started) / 1e3 / PEER_CREDENTIALS_CALLS;
+  } finally {
+    socket.destroy();
+  }
+}
+
+/** ms of one connect + acknowledged publish + close, in this process. */
+async function timeConnectPublish(socketPath: string): Promise<number> {
+  const started = process.hrtime.bigint();
+  const bus = await connect({ socket: socketPath, name: "bench-connect", reconnect: false });
+  await bus.publish(SUBJECT, "x");
+  await bus.close();
+  return Number(process.hrtime.bigint() - started) / 1e6;
+}
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -57,7 +103,8 @@ function timeRun(args: string[]): Promise<number> {
   });
 }
 
-export async function run(options: { runs: number }): Promise<CliStartupResult> {
+export async function run(options: { runs: number; connectRuns?: number }): Promise<CliStartupResult> {
+  const connectRuns = options.connectRuns ?? 20;
   const dir = scratchDir();
   const socket = join(dir.path, "startup.sock");
   // The baseline an application would write: load the SDK, connect, publish, close.
@@ -75,7 +122,7 @@ export async function run(options: { runs: number }): Promise<CliStartupResult> 
   const broker = await startBroker(socket);
   const client = await connect({ socket, name: "bench-startup-sub", reconnect: false });
   try {
-    const expected = 2 * (options.runs + 1);
+    const expected = 2 * (options.runs + 1) + connectRuns + 1;
     let received = 0;
     let all!: () => void;
     const allReceived = new Promise<void>((resolve) => (all = resolve));
@@ -96,6 +143,10 @@ export async function run(options: { runs: number }): Promise<CliStartupResult> 
       times.sdk.push(await sdk());
       times.version.push(await version());
     }
+    await timeConnectPublish(socket); // warm-up
+    const connectTimes: number[] = [];
+    for (let i = 0; i < connectRuns; i++) connectTimes.push(await timeConnectPublish(socket));
+    const peerCredentialsUs = await timePeerCredentials(socket);
     // Every publish was acknowledged before its process exited, so its delivery is on its way: wait for it (bounded).
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([allReceived, new Promise((r) => (timer = setTimeout(r, 5000)))]);
@@ -103,12 +154,17 @@ export async function run(options: { runs: number }): Promise<CliStartupResult> 
     const round = (ms: number): number => Math.round(ms * 10) / 10;
     const pubMs = round(median(times.pub));
     const scriptMs = round(median(times.sdk));
+    const connectPublishMs = Math.round(median(connectTimes) * 1000) / 1000;
     return {
       scenario: "cli-startup",
       runs: options.runs,
       pubMs,
       scriptMs,
       versionMs: round(median(times.version)),
+      connectPublishMs,
+      connectRuns,
+      peerCredentialsUs: Math.round(peerCredentialsUs * 100) / 100,
+      peerCredentialsShare: Math.round((peerCredentialsUs / 1000 / connectPublishMs) * 10000) / 10000,
       pubRatio: Math.round((pubMs / scriptMs) * 100) / 100,
       target: CLI_STARTUP_TARGET_RATIO,
       received,

@@ -13,6 +13,7 @@ import {
   ConnectionError,
   ConnectionRefusedError,
   BrokerError,
+  UntrustedBrokerError,
   XpcbusError,
 } from "./errors.js";
 import type { ClientConnection, ClientTransport } from "./client-transport.js";
@@ -46,8 +47,12 @@ export interface ResumeSub {
 
 /** What the connection tells the client built on it, from inside its handlers. */
 export interface ConnectionOwner {
-  /** A new connection's `welcome` was accepted; nothing has been sent on it yet. */
-  welcomed(welcome: WelcomeMsg): void;
+  /**
+   * A new connection's `welcome` was accepted; nothing has been sent on it
+   * yet. `brokerUid`: the broker's uid as the transport checked it (undefined
+   * when the transport checks none).
+   */
+  welcomed(welcome: WelcomeMsg, brokerUid: number | undefined): void;
   /** Subscriptions to send first on a new connection, before the buffered ops. Their refusals go to brokerError. */
   resumeOps(): Iterable<ResumeSub>;
   /** The new connection is in use: resumed ops and the buffer are sent. */
@@ -61,6 +66,8 @@ export interface ConnectionOwner {
   disconnected(error: Error | undefined): void;
   reconnecting(info: { attempt: number; delayMs: number }): void;
   reconnected(info: { peer: number }): void;
+  /** A reconnect attempt found an untrusted broker on the socket; the client sent it nothing and keeps backing off. */
+  untrustedBroker(error: UntrustedBrokerError): void;
   /** The connection closed for good and failed its calls; end what hangs on it, then say so. */
   closed(error: Error | undefined): void;
 }
@@ -301,12 +308,15 @@ export class BrokerConnection {
           }
         },
         closed: (error) => {
-          refused(new ConnectionError("disconnected", "the broker closed the connection during hello", error));
+          // Over XPC a broker that fails brokerRequirement is found on its first message, after connect.
+          refused(error instanceof UntrustedBrokerError ? error : new ConnectionError("disconnected", "the broker closed the connection during hello", error));
           if (held.connection !== undefined && this.#connection === held.connection) this.#lost(error);
         },
       });
       held.connection = connection;
     } catch (cause) {
+      // The transport's own refusals (an untrusted broker, no addon to check it with) are told as they are.
+      if (cause instanceof XpcbusError && (cause.code === "untrusted_broker" || cause.code === "native_unavailable")) throw cause;
       throw new ConnectionError("connection_failed", `cannot connect to the broker at ${this.#transport.address}: ${(cause as Error).message}`, cause);
     }
     connection.send({ op: "hello", v: PROTOCOL_VERSION, name: this.#settings.name, ...(this.#settings.noEcho ? { noEcho: true } : {}), id: 0 });
@@ -324,7 +334,7 @@ export class BrokerConnection {
     this.#connection = connection;
     this.#peerId = accepted.peer;
     this.#limits = accepted.limits;
-    this.#owner.welcomed(accepted);
+    this.#owner.welcomed(accepted, connection.brokerUid);
     this.#state = "connected";
     // Subscriptions first, so nothing published by the buffered ops is missed.
     for (const resume of this.#owner.resumeOps()) this.#resubscribe(connection, resume);
@@ -452,7 +462,12 @@ export class BrokerConnection {
           if (this.#state === "closed") return;
           // Refused at hello for who this client is (e.g. a broker restarted with a stricter policy): stop.
           if (error instanceof ConnectionRefusedError) this.shutdown(error);
-          else this.#scheduleReconnect(attempt + 1);
+          else {
+            // An untrusted broker on the path is not a refusal of this client: the
+            // real broker may come back there after a restart. Say so, keep backing off.
+            if (error instanceof UntrustedBrokerError) this.#owner.untrustedBroker(error);
+            this.#scheduleReconnect(attempt + 1);
+          }
         },
       );
     }, delayMs);

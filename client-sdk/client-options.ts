@@ -1,7 +1,7 @@
 // What Client's public methods take and give: their options, results and
 // events, the settings connect() hands the client, and drain()'s option parser.
 
-import type { BrokerError, CallbackError } from "./errors.js";
+import type { BrokerError, CallbackError, UntrustedBrokerError } from "./errors.js";
 import { InvalidArgumentError } from "./errors.js";
 import type { Payload, PayloadEncoding } from "../protocol/index.js";
 import type { SubscriptionGap } from "./subscription.js";
@@ -121,6 +121,13 @@ export interface ClientEvents {
   disconnected: [error: Error | undefined];
   reconnecting: [info: { attempt: number; delayMs: number }];
   reconnected: [info: { peer: number }];
+  /**
+   * A reconnect attempt found a broker this client does not trust on the
+   * socket (docs/SECURITY.md, "Trusting the broker"): nothing was sent to it
+   * and the client keeps backing off, since the real broker may come back on
+   * that path. Without a listener, one process warning per run of refusals.
+   */
+  untrustedBroker: [error: UntrustedBrokerError];
   /** A subscription's queue overflowed; `dropped` is its running total. */
   slowConsumer: [info: { subject: string; sid: number; dropped: number }];
   /** The broker dropped messages for this connection because it was not reading fast enough. */

@@ -20,6 +20,13 @@ export interface ClientConnection {
   readonly bufferedBytes: number;
   /** Resolves when the buffer has drained below the high-water mark (or the connection closed). */
   drained(): Promise<void>;
+  /**
+   * The broker's uid as the transport read it from the connection and
+   * trusted it, before anything was sent (the Unix socket); undefined when
+   * the transport checks no uid. The Linux notify table is mapped only when
+   * it is known, and only a table owned by it.
+   */
+  readonly brokerUid?: number;
   /** Flushes and closes. */
   close(): void;
 }

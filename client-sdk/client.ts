@@ -5,7 +5,7 @@
 // watches (watch-registry.ts: notification names, backends, rewatch).
 
 import { EventEmitter } from "node:events";
-import { CallbackError, DrainTimeoutError, InvalidArgumentError, InvalidSubjectError, XpcbusError, type BrokerError } from "./errors.js";
+import { CallbackError, DrainTimeoutError, InvalidArgumentError, InvalidSubjectError, XpcbusError, type BrokerError, type UntrustedBrokerError } from "./errors.js";
 import type { ClientTransport } from "./client-transport.js";
 import type { BrokerLimits, BrokerStatus, ClientOp, DeliverMsg, GapMsg } from "../protocol/index.js";
 import { decodePayload, encodePayload, MAX_HISTORY_LIMIT, notifyNameProblem, PAYLOAD_ENCODINGS, subjectNotifyName, subjectProblem } from "../protocol/index.js";
@@ -28,6 +28,8 @@ const unacked = (): PublishAck => UNACKED_ANSWER;
 export class Client extends EventEmitter<ClientEvents> implements SubscriptionOwner, WatchOwner {
   readonly #connection: BrokerConnection;
   readonly #subs: SubscriptionRegistry;
+  /** A refused reconnect was warned about since the last welcome (no `untrustedBroker` listener). */
+  #warnedUntrusted = false;
   readonly #watches: WatchRegistry;
   /** Watches with `fetch`: subscriptions underneath (fetch-watches.ts says why). */
   readonly #fetchWatches: FetchWatches;
@@ -360,7 +362,10 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
   /** What the connection tells this client: events to emit, and the registries' part in each new connection. */
   #connectionOwner(): ConnectionOwner {
     return {
-      welcomed: (welcome) => this.#watches.useNotifyInfo(welcome.notify),
+      welcomed: (welcome, brokerUid) => {
+        this.#warnedUntrusted = false;
+        this.#watches.useNotifyInfo(welcome.notify, brokerUid);
+      },
       resumeOps: () => this.#subs.resumeOps(),
       resumed: () => {
         this.#watches.rewatch();
@@ -373,6 +378,7 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
       disconnected: (error) => this.emit("disconnected", error),
       reconnecting: (info) => this.emit("reconnecting", info),
       reconnected: (info) => this.emit("reconnected", info),
+      untrustedBroker: (error) => this.#untrustedBroker(error),
       closed: (error) => {
         this.#subs.endAll();
         this.#watches.endAll();
@@ -394,6 +400,17 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
       const count = gap.lost === undefined ? "an unknown number of messages" : `${gap.atLeast ? "at least " : ""}${gap.lost} message${gap.lost === 1 ? "" : "s"}`;
       process.emitWarning(`subscription "${sub.subject}" resumed without ${count} on "${gap.subject}": the broker no longer keeps them`, "XpcbusGapWarning");
     }
+  }
+
+  /** Never silent: the `untrustedBroker` event, else one warning per run of refused attempts. */
+  #untrustedBroker(error: UntrustedBrokerError): void {
+    if (this.listenerCount("untrustedBroker") > 0) {
+      this.emit("untrustedBroker", error);
+      return;
+    }
+    if (this.#warnedUntrusted) return;
+    this.#warnedUntrusted = true;
+    process.emitWarning(error);
   }
 
   #brokerError(error: BrokerError): void {

@@ -7,7 +7,8 @@ import { DEFAULT_RECONNECT, type ReconnectOptions } from "./client-options.js";
 import type { ClientTransport } from "./client-transport.js";
 import { InvalidArgumentError } from "./errors.js";
 import { DEFAULT_REQUEST_TIMEOUT_MS, MAX_CLIENT_NAME_BYTES, DEFAULT_SERVICE_NAME } from "../protocol/index.js";
-import { defaultSocketPath } from "./paths.js";
+import { defaultSocketPath, SOCKET_ENV, SYSTEM_SOCKET_PATH } from "./paths.js";
+import { brokerUidFromEnv, ownUid, parseBrokerUid } from "./broker-trust.js";
 import { UnixClientTransport } from "./unix-client-transport.js";
 import { XpcClientTransport } from "./xpc-client-transport.js";
 import type { NativeXpcObject } from "../native/index.js";
@@ -15,6 +16,20 @@ import type { NativeXpcObject } from "../native/index.js";
 export interface ConnectOptions {
   /** Broker socket path (default: $XPCBUS_SOCKET, else the per-user default). */
   socket?: string;
+  /**
+   * Unix socket: one more uid whose broker this client talks to, besides its
+   * own and root's (e.g. a system broker's service user); default
+   * $XPCBUS_BROKER_UID. A broker of any other uid gets nothing and connect()
+   * fails with UntrustedBrokerError (docs/SECURITY.md, "Trusting the broker").
+   */
+  brokerUid?: number;
+  /**
+   * XPC (macOS): a code-signing requirement the broker's code must satisfy,
+   * e.g. `anchor apple generic and certificate leaf[subject.OU] = "TEAMID"`.
+   * A broker that does not is never heard and connect() fails with
+   * UntrustedBrokerError (docs/PROTOCOL.md §14).
+   */
+  brokerRequirement?: string;
   /**
    * "unix" (the default unless `service` or `endpoint` is given), "xpc"
    * (macOS: the broker's mach service), or a ClientTransport of your own.
@@ -36,7 +51,7 @@ export interface ConnectOptions {
   noEcho?: boolean;
 }
 
-const OPTION_NAMES = ["socket", "transport", "service", "privileged", "endpoint", "name", "reconnect", "requestTimeoutMs", "noEcho"];
+const OPTION_NAMES = ["socket", "brokerUid", "brokerRequirement", "transport", "service", "privileged", "endpoint", "name", "reconnect", "requestTimeoutMs", "noEcho"];
 
 function chooseTransport(options: ConnectOptions): ClientTransport {
   const choice = options.transport ?? (options.service !== undefined || options.endpoint !== undefined ? "xpc" : "unix");
@@ -45,13 +60,37 @@ function chooseTransport(options: ConnectOptions): ClientTransport {
     if (options.service !== undefined || options.endpoint !== undefined) {
       throw new InvalidArgumentError('options "service" and "endpoint" belong to the xpc transport');
     }
-    return new UnixClientTransport(options.socket ?? defaultSocketPath());
+    if (options.brokerRequirement !== undefined) throw new InvalidArgumentError('option "brokerRequirement" belongs to the xpc transport (the Unix socket checks the broker\'s uid: brokerUid)');
+    const brokerUid = options.brokerUid === undefined ? brokerUidFromEnv() : parseBrokerUid(options.brokerUid, 'option "brokerUid"');
+    return new UnixClientTransport(options.socket ?? defaultSocketPath(), { brokerUid, directoryOwner: defaultDirectoryOwner(options) });
   }
+  if (options.brokerUid !== undefined) throw new InvalidArgumentError('option "brokerUid" belongs to the unix transport');
   if (choice !== "xpc") throw new InvalidArgumentError(`option "transport" must be "unix", "xpc" or a ClientTransport (got ${String(choice)})`);
   if (options.socket !== undefined) throw new InvalidArgumentError('option "socket" belongs to the unix transport');
   XpcClientTransport.assertAvailable();
-  return new XpcClientTransport({ target: options.endpoint ?? options.service ?? DEFAULT_SERVICE_NAME, privileged: options.privileged });
+  if (options.brokerRequirement !== undefined && (typeof options.brokerRequirement !== "string" || options.brokerRequirement === "")) {
+    throw new InvalidArgumentError('option "brokerRequirement" must be a non-empty code-signing requirement');
+  }
+  return new XpcClientTransport({
+    target: options.endpoint ?? options.service ?? DEFAULT_SERVICE_NAME,
+    privileged: options.privileged,
+    ...(options.brokerRequirement === undefined ? {} : { brokerRequirement: options.brokerRequirement }),
+  });
 }
+/**
+ * Who must own the socket's directory when the path is the default one (no
+ * `socket` option, no $XPCBUS_SOCKET): this process's uid for the per-user
+ * path, root for the system one. A path named on purpose is not checked: its
+ * namer chose it, and the broker's uid is checked on it all the same.
+ */
+function defaultDirectoryOwner(options: ConnectOptions): number | undefined {
+  // The system path is a default too, however it was named (`--system`).
+  if (options.socket !== undefined) return options.socket === SYSTEM_SOCKET_PATH ? 0 : undefined;
+  const fromEnv = process.env[SOCKET_ENV];
+  if (fromEnv !== undefined && fromEnv !== "") return undefined;
+  return ownUid();
+}
+
 const RECONNECT_NAMES = Object.keys(DEFAULT_RECONNECT);
 
 function defaultName(): string {

@@ -118,6 +118,27 @@ export class ConnectionError extends XpcbusError {
   }
 }
 
+/**
+ * What answered on the broker's socket is not a broker this client trusts:
+ * it runs as another uid than this process's, root's or the one trusted on
+ * purpose (`brokerUid`, `--broker-uid`, `$XPCBUS_BROKER_UID`), or the default
+ * socket's directory could have been made by someone else. Nothing was sent
+ * to it. docs/SECURITY.md, "Trusting the broker".
+ */
+export class UntrustedBrokerError extends XpcbusError {
+  /** The socket path (or directory) that was refused. */
+  readonly address: string;
+  /** The uid that answered on it, when it was read (undefined for a refused directory). */
+  readonly brokerUid: number | undefined;
+
+  constructor(address: string, brokerUid: number | undefined, message: string, cause?: unknown) {
+    super("untrusted_broker", message, { cause });
+    this.name = "UntrustedBrokerError";
+    this.address = address;
+    this.brokerUid = brokerUid;
+  }
+}
+
 /** The client was closed; nothing more can be sent through it. */
 export class ClosedError extends XpcbusError {
   constructor(message = "the client is closed") {

@@ -24,7 +24,8 @@ export type { Watch, WatchEvent, WatchOptions } from "./watch.js";
 export { DEFAULT_SERVICE_NAME, MAX_NOTIFY_NAME_BYTES, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT } from "../protocol/index.js";
 // connect({ transport }) takes a transport of your own; these are the two built in.
 export type { ClientTransport, ClientConnection, ClientConnectionHandlers } from "./client-transport.js";
-export { UnixClientTransport } from "./unix-client-transport.js";
+export { UnixClientTransport, type UnixClientTransportOptions } from "./unix-client-transport.js";
+export { BROKER_UID_ENV } from "./broker-trust.js";
 /** @deprecated Renamed UnixClientTransport (it pairs with XpcClientTransport); this name stays so code importing it keeps working. */
 export { XpcClientTransport, type XpcClientOptions } from "./xpc-client-transport.js";
 export { defaultSocketPath, SYSTEM_SOCKET_PATH, SOCKET_ENV } from "./paths.js";

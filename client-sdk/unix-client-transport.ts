@@ -1,9 +1,13 @@
 // The Unix socket transport, client side: length-prefixed CBOR frames.
 
 import { createConnection, type Socket } from "node:net";
+import { lstat } from "node:fs/promises";
+import { dirname } from "node:path";
+import { assertCredentialsReadable, checkBrokerPeer, directoryProblem, parseBrokerUid, untrustedDirectory } from "./broker-trust.js";
 import type { ClientConnection, ClientConnectionHandlers, ClientTransport } from "./client-transport.js";
 import { RESERVE_MAX_BYTES, encodeFrame, isWellTypedPub, FrameDecoder, DEFAULT_MAX_FRAME_BYTES, pubFrameBytes, TurnWriter, writePubFrame } from "../protocol/index.js";
 import type { ClientOp } from "../protocol/index.js";
+import { InvalidArgumentError } from "./errors.js";
 
 /**
  * Largest frame accepted from the broker. Its messages are at most its payload
@@ -17,10 +21,12 @@ class UnixClientConnection implements ClientConnection {
   readonly #socket: Socket;
   /** Gathers the ops of one event-loop turn into one write (protocol/turn-writer.ts). */
   readonly #writer: TurnWriter;
+  readonly brokerUid: number;
 
-  constructor(socket: Socket) {
+  constructor(socket: Socket, brokerUid: number) {
     this.#socket = socket;
     this.#writer = new TurnWriter(socket);
+    this.brokerUid = brokerUid;
   }
 
   /** Sends with the rest of this turn; the answer is false once past the socket's mark. */
@@ -52,14 +58,54 @@ class UnixClientConnection implements ClientConnection {
   }
 }
 
+export interface UnixClientTransportOptions {
+  /**
+   * One more uid whose broker this client talks to, besides its own and
+   * root's (e.g. a system broker's service user). Any other uid answering on
+   * the socket is refused with UntrustedBrokerError before anything is sent.
+   */
+  brokerUid?: number;
+  /**
+   * Set for the default socket path only: the uid that must own the socket's
+   * directory (the client's own for the per-user path, 0 for the system
+   * one), which must also be writable by neither group nor others.
+   */
+  directoryOwner?: number;
+}
+
+const TRANSPORT_OPTION_NAMES = ["brokerUid", "directoryOwner"];
+
 export class UnixClientTransport implements ClientTransport {
   readonly address: string;
+  readonly #brokerUid: number | undefined;
+  readonly #directoryOwner: number | undefined;
 
-  constructor(path: string) {
+  /** Does no I/O; every connect() checks the broker (docs/SECURITY.md, "Trusting the broker"). */
+  constructor(path: string, options: UnixClientTransportOptions = {}) {
+    for (const key of Object.keys(options)) {
+      if (!TRANSPORT_OPTION_NAMES.includes(key)) {
+        throw new InvalidArgumentError(`unknown UnixClientTransport option "${key}"; known: ${TRANSPORT_OPTION_NAMES.join(", ")}`);
+      }
+    }
     this.address = path;
+    this.#brokerUid = options.brokerUid === undefined ? undefined : parseBrokerUid(options.brokerUid, 'option "brokerUid"');
+    this.#directoryOwner = options.directoryOwner === undefined ? undefined : parseBrokerUid(options.directoryOwner, 'option "directoryOwner"');
   }
 
-  connect(handlers: ClientConnectionHandlers): Promise<ClientConnection> {
+  async connect(handlers: ClientConnectionHandlers): Promise<ClientConnection> {
+    // Fail closed before connecting at all: an unchecked broker gets nothing.
+    assertCredentialsReadable();
+    if (this.#directoryOwner !== undefined) {
+      const dir = dirname(this.address);
+      // A missing directory is left to connect()'s ENOENT: there is no broker to trust or not.
+      const stat = await lstat(dir).catch((error: NodeJS.ErrnoException) => (error.code === "ENOENT" ? undefined : Promise.reject(error)));
+      const problem = stat === undefined ? undefined : directoryProblem(dir, stat, this.#directoryOwner);
+      if (problem !== undefined) throw untrustedDirectory(this.address, dir, problem);
+    }
+    return this.#open(handlers);
+  }
+
+  #open(handlers: ClientConnectionHandlers): Promise<ClientConnection> {
     return new Promise((resolve, reject) => {
       const socket = createConnection({ path: this.address });
       socket.setNoDelay?.(true);
@@ -67,6 +113,15 @@ export class UnixClientTransport implements ClientTransport {
       socket.once("error", onConnectError);
       socket.once("connect", () => {
         socket.off("error", onConnectError);
+        let brokerUid: number;
+        try {
+          // Before anything is written: a fake broker must not even see `hello`.
+          brokerUid = checkBrokerPeer(socket, this.address, this.#brokerUid);
+        } catch (error) {
+          socket.destroy();
+          reject(error as Error);
+          return;
+        }
         let failure: Error | undefined;
         const decoder = new FrameDecoder(MAX_INBOUND_FRAME_BYTES);
         socket.on("data", (chunk: Buffer) => {
@@ -81,7 +136,7 @@ export class UnixClientTransport implements ClientTransport {
           failure ??= error;
         });
         socket.on("close", () => handlers.closed(failure));
-        resolve(new UnixClientConnection(socket));
+        resolve(new UnixClientConnection(socket, brokerUid));
       });
     });
   }

@@ -29,6 +29,8 @@ export class WatchRegistry {
   readonly #host: WatchRegistryHost;
   readonly #owner: WatchOwner;
   #notifyInfo: NotifyInfo | undefined;
+  /** The broker's uid as the transport checked it, from the last welcome; the table must be its. */
+  #brokerUid: number | undefined;
   #notifyBackend: NotifyBackend | undefined;
   readonly #watched = new Map<string, WatchedName>();
 
@@ -51,11 +53,14 @@ export class WatchRegistry {
   }
 
   /** A new connection's `welcome.notify`: a new table (a restarted broker) drops the old mapping. */
-  useNotifyInfo(info: NotifyInfo | undefined): void {
+  useNotifyInfo(info: NotifyInfo | undefined, brokerUid: number | undefined): void {
     const previous = this.#notifyInfo;
+    const previousUid = this.#brokerUid;
     this.#notifyInfo = info;
+    this.#brokerUid = brokerUid;
     const same =
       previous !== undefined &&
+      previousUid === brokerUid &&
       info !== undefined &&
       previous.mechanism === info.mechanism &&
       (info.mechanism !== "table" || (previous.mechanism === "table" && previous.table === info.table && previous.instance === info.instance));
@@ -163,7 +168,7 @@ export class WatchRegistry {
     if (this.#notifyBackend !== undefined) return this.#notifyBackend;
     const info = this.#notifyInfo;
     if (info === undefined) throw new XpcbusError("notify_unavailable", "this broker posts no notifications");
-    this.#notifyBackend = openNotifyBackend(info, () => this.#onNotifyWake());
+    this.#notifyBackend = openNotifyBackend(info, () => this.#onNotifyWake(), { brokerUid: this.#brokerUid });
     return this.#notifyBackend;
   }
 

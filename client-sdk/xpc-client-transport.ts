@@ -7,7 +7,7 @@
 // addon also cancels it when the environment ends (a Worker, the process).
 
 import type { ClientConnection, ClientConnectionHandlers, ClientTransport } from "./client-transport.js";
-import { ConnectionError, XpcbusError } from "./errors.js";
+import { ConnectionError, UntrustedBrokerError, XpcbusError } from "./errors.js";
 import type { ClientOp } from "../protocol/index.js";
 import { loadNative, type NativeXpcClient, type NativeXpcObject } from "../native/index.js";
 
@@ -16,6 +16,12 @@ export interface XpcClientOptions {
   target: string | NativeXpcObject;
   /** The broker is a system daemon (launchd's system domain). */
   privileged?: boolean;
+  /**
+   * A code-signing requirement the broker's code must satisfy (docs/SECURITY.md,
+   * "Trusting the broker"): a broker that does not is never heard, and the
+   * connection fails with UntrustedBrokerError.
+   */
+  brokerRequirement?: string;
 }
 
 /** Shared by the connection and its event handler: the native client throws once cancelled. */
@@ -78,13 +84,27 @@ export class XpcClientTransport implements ClientTransport {
         if (state.closed) return;
         if ((event.kind === "message" || event.kind === "reply") && event.message !== undefined) {
           handlers.message(event.message);
+        } else if (event.kind === "untrusted") {
+          // Nothing the broker sent reached us; only the hello (our name) went out.
+          state.closed = true;
+          client.cancel();
+          handlers.closed(
+            new UntrustedBrokerError(
+              this.address,
+              undefined,
+              `${this.address}: ${event.reason ?? "the broker does not satisfy the brokerRequirement"}; nothing it sent was read. Check the requirement (codesign -d -r- <broker binary>), or drop brokerRequirement / --broker-requirement to trust any broker on this service`,
+            ),
+          );
         } else if (event.kind === "interrupted" || event.kind === "invalid" || event.kind === "fault") {
           state.closed = true;
           client.cancel();
           handlers.closed(new ConnectionError("disconnected", event.reason ?? `XPC connection ${event.kind}`));
         }
       },
-      { privileged: this.#options.privileged === true },
+      {
+        privileged: this.#options.privileged === true,
+        ...(this.#options.brokerRequirement === undefined ? {} : { brokerRequirement: this.#options.brokerRequirement }),
+      },
     );
     // XPC connects lazily: failures (no such service) arrive as "invalid" after the first send.
     return Promise.resolve(new XpcClientConnection(client, state));

@@ -292,8 +292,9 @@ for await (const e of w) emit("wake", { seq: e.seq });`,
     );
     const guest = asUid(
       PEER,
+      // A broker of another uid than the guest's and root's is trusted only on purpose (docs/SECURITY.md, "Trusting the broker").
       `${PRELUDE}
-const c = await connect({ socket: ${JSON.stringify(b.socket)}, reconnect: false });
+const c = await connect({ socket: ${JSON.stringify(b.socket)}, brokerUid: ${BROKER}, reconnect: false });
 const w = await c.watch("public.x");
 emit("ready", { ownerTable: tryOpen(${JSON.stringify(`${b.socket}.notify`)}, "r"), ownRead: tryOpen(${JSON.stringify(`${b.socket}.notify.${PEER}`)}, "r") });
 for await (const e of w) emit("wake", { seq: e.seq });`,

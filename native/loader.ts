@@ -123,7 +123,7 @@ export interface NativeXpcEvent {
    * is ending the job), invalid. Client: message, reply, fault, interrupted,
    * invalid.
    */
-  kind: "peer" | "message" | "gone" | "refused" | "fault" | "flooded" | "terminating" | "invalid" | "reply" | "interrupted";
+  kind: "peer" | "message" | "gone" | "refused" | "fault" | "flooded" | "terminating" | "invalid" | "reply" | "interrupted" | "untrusted";
   peer?: number;
   replyToken?: number;
   message?: Record<string, unknown>;
@@ -179,7 +179,14 @@ export interface NativeAddon {
     onEvent: (event: NativeXpcEvent) => void,
     options?: { codeSigningRequirement?: string },
   ) => NativeXpcListener;
-  XpcClient?: new (target: string | NativeXpcObject, onEvent: (event: NativeXpcEvent) => void, options?: { privileged?: boolean }) => NativeXpcClient;
+  /**
+   * With `brokerRequirement`, a broker whose code does not satisfy it is
+   * never heard: its messages are dropped and one { kind: "untrusted" } event
+   * says so (XPC enforces it from macOS 12; before, the first message's
+   * audit token is checked). An invalid requirement throws (macOS 12+) or is
+   * reported as "untrusted" (macOS 11).
+   */
+  XpcClient?: new (target: string | NativeXpcObject, onEvent: (event: NativeXpcEvent) => void, options?: { privileged?: boolean; brokerRequirement?: string }) => NativeXpcClient;
   NotifyPoster?: new () => NativeNotifyPoster;
   NotifyDispatchWatcher?: new (onWake: () => void) => NativeNotifyDispatchWatcher;
   DarwinNotify?: {

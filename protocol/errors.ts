@@ -55,7 +55,9 @@ export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
  * `native_unavailable`: the addon, or the part of it asked for, is missing
  * (not built, not this platform). `native_failed`: a call into the addon
  * failed, usually a system call; the NativeError (native/native-error.ts)
- * carries its `errno`.
+ * carries its `errno`. `untrusted_broker`: the SDK refused to talk to what
+ * answered on the broker's socket (its uid, or the socket's directory, is not
+ * one this client trusts; docs/SECURITY.md, "Trusting the broker").
  */
 export type LocalErrorCode =
   | "not_connected"
@@ -76,7 +78,8 @@ export type LocalErrorCode =
   | "store_corrupt"
   | "store_newer_schema"
   | "store_unwritable"
-  | "store_locked";
+  | "store_locked"
+  | "untrusted_broker";
 
 export type ErrorCode = WireErrorCode | LocalErrorCode;
 

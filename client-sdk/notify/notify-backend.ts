@@ -31,10 +31,16 @@ export interface NotifyBackend {
 export interface BackendOptions {
   /** Linux only: one waiter thread per slot (FUTEX_WAIT) instead of futex_waitv; for tests and old kernels. */
   perSlotWaiters?: boolean;
+  /**
+   * Linux only: the broker's uid as the client's transport checked it before
+   * sending anything; the table is mapped only when it is known and only if
+   * the file is that uid's (docs/SECURITY.md, "Trusting the broker").
+   */
+  brokerUid?: number | undefined;
 }
 
 /** The backend for what `welcome.notify` announced; `onWake` runs on the JS thread after posts. */
 export function openNotifyBackend(info: NotifyInfo, onWake: () => void, options: BackendOptions = {}): NotifyBackend {
-  if (info.mechanism === "table") return new TableNotifyBackend(info.table, onWake, options.perSlotWaiters === true);
+  if (info.mechanism === "table") return new TableNotifyBackend(info.table, onWake, options.perSlotWaiters === true, options.brokerUid);
   return new DarwinNotifyBackend(onWake);
 }

@@ -1,6 +1,7 @@
 // Linux: the broker's notify table, mapped read-only, and one native waiter.
 
-import { XpcbusError } from "../errors.js";
+import { closeSync, constants, fstatSync, openSync } from "node:fs";
+import { UntrustedBrokerError, XpcbusError } from "../errors.js";
 import { loadNative, type NativeNotifyTableReader, type NativeNotifyWaiter } from "../../native/index.js";
 import type { NotifyBackend, NotifyRegistrationInfo, NotifyToken } from "./notify-backend.js";
 
@@ -17,6 +18,40 @@ function perSlotForced(): boolean {
   if (value === undefined || value === "" || value === "0") return false;
   if (value === "1") return true;
   throw new XpcbusError("invalid_argument", `$${NOTIFY_PER_SLOT_ENV} must be "1" or "0", not "${value}"`);
+}
+
+/**
+ * Maps the table only if its file is the checked broker's: a table anyone
+ * else made could show watchers whatever states its maker likes. The file is
+ * opened once here and fstat'ed; the reader maps that same open file through
+ * /proc/self/fd, so no rename between the check and the map can swap it.
+ */
+function openTrustedTable(
+  Reader: new (path: string) => NativeNotifyTableReader,
+  table: string,
+  brokerUid: number | undefined,
+): NativeNotifyTableReader {
+  if (brokerUid === undefined) {
+    throw new UntrustedBrokerError(
+      table,
+      undefined,
+      `not mapping the notify table ${table}: this client's transport did not check the broker's uid (only the Unix socket transport does)`,
+    );
+  }
+  const fd = openSync(table, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW | constants.O_NOCTTY);
+  try {
+    const owner = fstatSync(fd).uid;
+    if (owner !== brokerUid) {
+      throw new UntrustedBrokerError(
+        table,
+        brokerUid,
+        `not mapping the notify table ${table}: it belongs to uid ${owner}, not to the broker's uid ${brokerUid}`,
+      );
+    }
+    return new Reader(`/proc/self/fd/${fd}`);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 class TableToken implements NotifyToken {
@@ -54,14 +89,14 @@ export class TableNotifyBackend implements NotifyBackend {
 
   readonly #onWake: () => void;
 
-  constructor(table: string, onWake: () => void, perSlot: boolean) {
+  constructor(table: string, onWake: () => void, perSlot: boolean, brokerUid: number | undefined) {
     this.#onWake = onWake;
     const perSlotWaiters = perSlot || perSlotForced(); // checked before anything is opened
     const native = loadNative();
     if (native.NotifyTableReader === undefined || native.NotifyWaiter === undefined) {
       throw new XpcbusError("native_unavailable", "this build of the addon has no notify table reader (Linux only)");
     }
-    this.#reader = new native.NotifyTableReader(table);
+    this.#reader = openTrustedTable(native.NotifyTableReader, table, brokerUid);
     this.#waiter = new native.NotifyWaiter(this.#reader, onWake, { perSlot: perSlotWaiters });
   }
 

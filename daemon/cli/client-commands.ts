@@ -15,14 +15,23 @@ export interface CommonOptions {
   socket?: string;
   /** macOS: reach the broker over XPC at this mach service instead of the socket. */
   service?: string;
+  /** Unix socket: one more uid whose broker is trusted (docs/SECURITY.md, "Trusting the broker"). */
+  brokerUid?: number;
+  /** macOS, with --service: a code-signing requirement the broker must satisfy. */
+  brokerRequirement?: string;
 }
 
-/** The connect() options that say where the broker is: a socket, or (macOS) a mach service. */
-export function brokerAddress(options: CommonOptions): { socket?: string; service?: string } {
+/** The connect() options that say where the broker is and which one to trust: a socket, or (macOS) a mach service. */
+export function brokerAddress(options: CommonOptions): { socket?: string; service?: string; brokerUid?: number; brokerRequirement?: string } {
   if (options.socket !== undefined && options.service !== undefined) {
     throw new CliError("give --socket or --service, not both", EXIT_USAGE);
   }
-  return options.service !== undefined ? { service: options.service } : { socket: options.socket };
+  if (options.service !== undefined) {
+    if (options.brokerUid !== undefined) throw new CliError("--broker-uid is for the Unix socket, not --service", EXIT_USAGE);
+    return options.brokerRequirement === undefined ? { service: options.service } : { service: options.service, brokerRequirement: options.brokerRequirement };
+  }
+  if (options.brokerRequirement !== undefined) throw new CliError("--broker-requirement is for --service (XPC, macOS); on the Unix socket the broker's uid is checked (--broker-uid)", EXIT_USAGE);
+  return options.brokerUid !== undefined ? { socket: options.socket, brokerUid: options.brokerUid } : { socket: options.socket };
 }
 
 const out = printLine;

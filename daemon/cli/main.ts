@@ -51,6 +51,9 @@ function collect(value: string, previous: string[] = []): string[] {
 }
 
 const SERVICE_HELP = "macOS: reach the broker over XPC at this mach service (e.g. io.xpcbus.broker)";
+const BROKER_REQUIREMENT_HELP = "macOS, with --service: a code-signing requirement the broker's code must satisfy (else: untrusted_broker, exit 1)";
+const BROKER_UID_HELP =
+  "also trust a broker running as this uid (default: $XPCBUS_BROKER_UID); without it only a broker of your own uid or root's is sent anything";
 const SOCKET_HELP = "broker socket path (default: $XPCBUS_SOCKET, else $XDG_RUNTIME_DIR/xpcbus/broker.sock or /tmp/xpcbus-<uid>/broker.sock)";
 
 function buildProgram(): Command {
@@ -95,6 +98,8 @@ function buildProgram(): Command {
     .argument("[data]", "payload text (or JSON with --json); required unless --stdin: '' for an empty message")
     .option("--socket <path>", SOCKET_HELP)
     .option("--service <name>", SERVICE_HELP)
+    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
+    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
     .option("--json", "the data is JSON")
     .option(
       "--stdin",
@@ -110,6 +115,8 @@ function buildProgram(): Command {
     .argument("<subject>", "subject; * matches one token, > the rest")
     .option("--socket <path>", SOCKET_HELP)
     .option("--service <name>", SERVICE_HELP)
+    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
+    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
     .option("--json", "print JSON lines")
     .option("--count <n>", "exit after n messages", positiveInt)
     .option("--queue <group>", "join a queue group")
@@ -127,6 +134,8 @@ function buildProgram(): Command {
     .argument("<subject>", "subject; * matches one token, > the rest")
     .option("--socket <path>", SOCKET_HELP)
     .option("--service <name>", SERVICE_HELP)
+    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
+    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
     .option("--limit <n>", "at most n messages, up to 1000 (default 100)", positiveInt)
     .option("--json", "print JSON lines with subject, seq, time (ISO), encoding and data")
     .action(lazy(clientCommands, "historyCommand"));
@@ -137,6 +146,8 @@ function buildProgram(): Command {
     .argument("<subject>")
     .option("--socket <path>", SOCKET_HELP)
     .option("--service <name>", SERVICE_HELP)
+    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
+    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
     .option("--json", "print JSON")
     .action(lazy(clientCommands, "getCommand"));
 
@@ -147,6 +158,8 @@ function buildProgram(): Command {
     .argument("[data]", "payload text (or JSON with --json)")
     .option("--socket <path>", SOCKET_HELP)
     .option("--service <name>", SERVICE_HELP)
+    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
+    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
     .option("--json", "the data is JSON, and print the reply as JSON")
     .option("--timeout <ms>", "reply timeout in ms (default 5000)", positiveInt)
     .action(lazy(clientCommands, "reqCommand"));
@@ -158,6 +171,8 @@ function buildProgram(): Command {
     .argument("[data]", "the reply: payload text (or JSON with --json); '' for an empty reply")
     .option("--socket <path>", SOCKET_HELP)
     .option("--service <name>", SERVICE_HELP)
+    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
+    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
     .option(
       "--exec <command>",
       "run the command through /bin/sh for each request: the request's payload on its stdin, " +
@@ -180,6 +195,8 @@ function buildProgram(): Command {
     command
       .option("--socket <path>", SOCKET_HELP)
       .option("--service <name>", SERVICE_HELP)
+      .option("--broker-uid <uid>", BROKER_UID_HELP, id)
+    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
       .option("--json", watchOnly ? "one JSON line per refresh instead of the table" : "print JSON (with --watch: one JSON line per refresh)");
     if (!watchOnly) command.option("--watch", "a live view: refreshed every --interval ms, with msgs/s per peer and per subject (as xpcbus top)");
     return command
@@ -205,6 +222,8 @@ function buildProgram(): Command {
     .argument("<subject>", "a concrete subject (no wildcards)")
     .option("--socket <path>", SOCKET_HELP)
     .option("--service <name>", SERVICE_HELP)
+    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
+    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
     .option("--fetch", "fetch the retained value at each wake-up")
     .option("--json", "print JSON lines")
     .option("--count <n>", "exit after n wake-ups", positiveInt)
@@ -271,6 +290,8 @@ function buildProgram(): Command {
     .option("--state <n>", "64-bit state to set before posting")
     .option("--socket <path>", SOCKET_HELP)
     .option("--service <name>", SERVICE_HELP)
+    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
+    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
     .action(lazy(notifyCommands, "notifyPostCommand"));
   notify
     .command("wait")
@@ -279,6 +300,8 @@ function buildProgram(): Command {
     .option("--timeout <ms>", "give up after ms (exit 1)", timerMs)
     .option("--socket <path>", SOCKET_HELP)
     .option("--service <name>", SERVICE_HELP)
+    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
+    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
     .action(lazy(notifyCommands, "notifyWaitCommand"));
   notify
     .command("check")
@@ -286,6 +309,8 @@ function buildProgram(): Command {
     .argument("<name>")
     .option("--socket <path>", SOCKET_HELP)
     .option("--service <name>", SERVICE_HELP)
+    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
+    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
     .action(lazy(notifyCommands, "notifyCheckCommand"));
   notify
     .command("state")
@@ -293,6 +318,8 @@ function buildProgram(): Command {
     .argument("<name>")
     .option("--socket <path>", SOCKET_HELP)
     .option("--service <name>", SERVICE_HELP)
+    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
+    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
     .action(lazy(notifyCommands, "notifyStateCommand"));
 
   return program;

@@ -263,6 +263,12 @@ export interface MemoryConnection extends ClientConnection {
 
 class MemoryClientConnection implements MemoryConnection {
   readonly #pair: MemoryPair;
+  /**
+   * The broker is in this process, so it runs as this process's uid: known
+   * without asking the kernel, which lets the client map its notify table
+   * (docs/SECURITY.md, "Trusting the broker").
+   */
+  readonly brokerUid: number = typeof process.geteuid === "function" ? process.geteuid() : 0;
 
   constructor(pair: MemoryPair) {
     this.#pair = pair;

@@ -15,9 +15,11 @@ class XpcClient : public Napi::ObjectWrap<XpcClient> {
  public:
   static Napi::Function Init(Napi::Env env);
 
-  // new XpcClient(service | endpoint, onEvent, { privileged? }): connects
-  // and activates; cancel() (or the finalizer, or the environment's
-  // teardown) ends it for good.
+  // new XpcClient(service | endpoint, onEvent, { privileged?, brokerRequirement? }):
+  // connects and activates; cancel() (or the finalizer, or the
+  // environment's teardown) ends it for good. With brokerRequirement, a
+  // message from a broker whose code does not satisfy it is not delivered:
+  // an { kind: "untrusted" } event is, once.
   explicit XpcClient(const Napi::CallbackInfo& info);
   ~XpcClient() override;
 
@@ -32,6 +34,8 @@ class XpcClient : public Napi::ObjectWrap<XpcClient> {
   // Set while the connection is open (created and activated in the
   // constructor); all null once cancelled.
   std::shared_ptr<CallSink> sink_;
+  // brokerRequirement: 0 not checked yet, 1 trusted (or nothing to check), 2 refused; touched on queue_ only.
+  std::shared_ptr<int> trust_;
   dispatch_queue_t queue_ = nullptr;
   xpc_connection_t connection_ = nullptr;
   napi_env env_ = nullptr;

@@ -29,11 +29,6 @@
 #include "call_sink.h"
 #include "napi_args.h"
 
-// Private SPI, stable since macOS 10.7 and used by Apple's own daemons: the
-// peer's audit token, which names the process (pid + pid version) without
-// the pid-reuse race. Not in the SDK headers, hence declared here.
-extern "C" void xpc_connection_get_audit_token(xpc_connection_t connection, audit_token_t* token);
-
 namespace xpcbus {
 
 namespace {

@@ -20,12 +20,17 @@
 #include "peer_credentials.h"
 #include "value_tree.h"
 
+// Private SPI, stable since macOS 10.7 and used by Apple's own daemons: the
+// peer's audit token, which names the process (pid + pid version) without
+// the pid-reuse race. Not in the SDK headers, hence declared here.
+extern "C" void xpc_connection_get_audit_token(xpc_connection_t connection, audit_token_t* token);
+
 namespace xpcbus {
 
 // What the XPC queues hand to JS.
 struct Event {
   // Listener: peer | message | fault | gone | refused | flooded | terminating | invalid.
-  // Client: message | reply | fault | interrupted | invalid.
+  // Client: message | reply | fault | interrupted | invalid | untrusted.
   std::string kind;
   uint32_t peer = 0;
   uint32_t reply_token = 0;
