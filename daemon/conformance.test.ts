@@ -193,6 +193,11 @@ for (const transport of transports) {
       await expect(asker.request("q.silent", 1, { timeoutMs: 100 })).rejects.toMatchObject({ code: "timeout" });
     });
 
+    it.skipIf(transport.name !== "xpc")("xpc: a broker whose code does not satisfy brokerRequirement is never heard: connect fails with untrusted_broker", async () => {
+      // The broker here is this very node process, which Apple did not sign.
+      await expect(bench.connect({ brokerRequirement: "anchor apple", reconnect: false })).rejects.toMatchObject({ code: "untrusted_broker" });
+    });
+
     it("stops delivering after unsubscribe", async () => {
       const c = await client();
       const seen: unknown[] = [];
