@@ -56,6 +56,15 @@ const BROKER_UID_HELP =
   "also trust a broker running as this uid (default: $XPCBUS_BROKER_UID); without it only a broker of your own uid or root's is sent anything";
 const SOCKET_HELP = "broker socket path (default: $XPCBUS_SOCKET, else $XDG_RUNTIME_DIR/xpcbus/broker.sock or /tmp/xpcbus-<uid>/broker.sock)";
 
+/** Where the broker is and which one to trust: the options every client command takes. */
+function brokerOptions(command: Command): Command {
+  return command
+    .option("--socket <path>", SOCKET_HELP)
+    .option("--service <name>", SERVICE_HELP)
+    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
+    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP);
+}
+
 function buildProgram(): Command {
   const program = new Command("xpcbus")
     .description("local pub/sub event broker")
@@ -91,15 +100,10 @@ function buildProgram(): Command {
     .option("--bridge <file>", "carry subjects to and from NATS as the file says (docs/OPERATIONS.md, \"Bridging to NATS\"); reloaded on SIGHUP")
     .action(lazy(daemonCommands, "daemonCommand"));
 
-  program
-    .command("pub")
+  brokerOptions(program.command("pub"))
     .description("publish a message")
     .argument("<subject>")
     .argument("[data]", "payload text (or JSON with --json); required unless --stdin: '' for an empty message")
-    .option("--socket <path>", SOCKET_HELP)
-    .option("--service <name>", SERVICE_HELP)
-    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
-    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
     .option("--json", "the data is JSON")
     .option(
       "--stdin",
@@ -109,14 +113,9 @@ function buildProgram(): Command {
     .option("--retain", "keep as the subject's retained value")
     .action(lazy(clientCommands, "pubCommand"));
 
-  program
-    .command("sub")
+  brokerOptions(program.command("sub"))
     .description("print messages on a subject, one per line (a text with a line break or a control character as a JSON string)")
     .argument("<subject>", "subject; * matches one token, > the rest")
-    .option("--socket <path>", SOCKET_HELP)
-    .option("--service <name>", SERVICE_HELP)
-    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
-    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
     .option("--json", "print JSON lines")
     .option("--count <n>", "exit after n messages", positiveInt)
     .option("--queue <group>", "join a queue group")
@@ -128,51 +127,31 @@ function buildProgram(): Command {
     )
     .action(lazy(clientCommands, "subCommand"));
 
-  program
-    .command("history")
+  brokerOptions(program.command("history"))
     .description('print the latest messages the broker keeps on a subject, oldest first: "<seq> <subject> <payload>" per line')
     .argument("<subject>", "subject; * matches one token, > the rest")
-    .option("--socket <path>", SOCKET_HELP)
-    .option("--service <name>", SERVICE_HELP)
-    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
-    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
     .option("--limit <n>", "at most n messages, up to 1000 (default 100)", positiveInt)
     .option("--json", "print JSON lines with subject, seq, time (ISO), encoding and data")
     .action(lazy(clientCommands, "historyCommand"));
 
-  program
-    .command("get")
+  brokerOptions(program.command("get"))
     .description("print a subject's retained value")
     .argument("<subject>")
-    .option("--socket <path>", SOCKET_HELP)
-    .option("--service <name>", SERVICE_HELP)
-    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
-    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
     .option("--json", "print JSON")
     .action(lazy(clientCommands, "getCommand"));
 
-  program
-    .command("req")
+  brokerOptions(program.command("req"))
     .description("send a request and print the reply")
     .argument("<subject>")
     .argument("[data]", "payload text (or JSON with --json)")
-    .option("--socket <path>", SOCKET_HELP)
-    .option("--service <name>", SERVICE_HELP)
-    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
-    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
     .option("--json", "the data is JSON, and print the reply as JSON")
     .option("--timeout <ms>", "reply timeout in ms (default 5000)", positiveInt)
     .action(lazy(clientCommands, "reqCommand"));
 
-  program
-    .command("reply")
+  brokerOptions(program.command("reply"))
     .description("answer requests on a subject, with fixed data or with a command's output")
     .argument("<subject>", "subject; * matches one token, > the rest")
     .argument("[data]", "the reply: payload text (or JSON with --json); '' for an empty reply")
-    .option("--socket <path>", SOCKET_HELP)
-    .option("--service <name>", SERVICE_HELP)
-    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
-    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
     .option(
       "--exec <command>",
       "run the command through /bin/sh for each request: the request's payload on its stdin, " +
@@ -192,11 +171,7 @@ function buildProgram(): Command {
     .action(lazy(replyCommands, "replyCommand"));
 
   const statusOptions = (command: Command, watchOnly: boolean): Command => {
-    command
-      .option("--socket <path>", SOCKET_HELP)
-      .option("--service <name>", SERVICE_HELP)
-      .option("--broker-uid <uid>", BROKER_UID_HELP, id)
-    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
+    brokerOptions(command)
       .option("--json", watchOnly ? "one JSON line per refresh instead of the table" : "print JSON (with --watch: one JSON line per refresh)");
     if (!watchOnly) command.option("--watch", "a live view: refreshed every --interval ms, with msgs/s per peer and per subject (as xpcbus top)");
     return command
@@ -216,14 +191,9 @@ function buildProgram(): Command {
   );
   statusOptions(program.command("top").description("a live view of the broker: xpcbus status --watch"), true).action(lazy(statusWatch, "statusWatchCommand"));
 
-  program
-    .command("watch")
+  brokerOptions(program.command("watch"))
     .description("print one line per wake-up of a subject (notify), without receiving its messages")
     .argument("<subject>", "a concrete subject (no wildcards)")
-    .option("--socket <path>", SOCKET_HELP)
-    .option("--service <name>", SERVICE_HELP)
-    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
-    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
     .option("--fetch", "fetch the retained value at each wake-up")
     .option("--json", "print JSON lines")
     .option("--count <n>", "exit after n wake-ups", positiveInt)
@@ -283,43 +253,23 @@ function buildProgram(): Command {
     .action(lazy(bridgeCommands, "bridgeCheckCommand"));
 
   const notify = program.command("notify").description("notification names, as notifyutil(1) does it, through the broker");
-  notify
-    .command("post")
+  brokerOptions(notify.command("post"))
     .description("post a name (setting its state first with --state)")
     .argument("<name>")
     .option("--state <n>", "64-bit state to set before posting")
-    .option("--socket <path>", SOCKET_HELP)
-    .option("--service <name>", SERVICE_HELP)
-    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
-    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
     .action(lazy(notifyCommands, "notifyPostCommand"));
-  notify
-    .command("wait")
+  brokerOptions(notify.command("wait"))
     .description("block until the name is posted, then print its state")
     .argument("<name>")
     .option("--timeout <ms>", "give up after ms (exit 1)", timerMs)
-    .option("--socket <path>", SOCKET_HELP)
-    .option("--service <name>", SERVICE_HELP)
-    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
-    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
     .action(lazy(notifyCommands, "notifyWaitCommand"));
-  notify
-    .command("check")
+  brokerOptions(notify.command("check"))
     .description("register the name and print notify_check's answer and the state")
     .argument("<name>")
-    .option("--socket <path>", SOCKET_HELP)
-    .option("--service <name>", SERVICE_HELP)
-    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
-    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
     .action(lazy(notifyCommands, "notifyCheckCommand"));
-  notify
-    .command("state")
+  brokerOptions(notify.command("state"))
     .description("print the name's 64-bit state")
     .argument("<name>")
-    .option("--socket <path>", SOCKET_HELP)
-    .option("--service <name>", SERVICE_HELP)
-    .option("--broker-uid <uid>", BROKER_UID_HELP, id)
-    .option("--broker-requirement <req>", BROKER_REQUIREMENT_HELP)
     .action(lazy(notifyCommands, "notifyStateCommand"));
 
   return program;
