@@ -83,15 +83,19 @@ export class DurableTurn implements HistoryChanges {
     else this.#later();
   }
 
-  dropped(entry: HistoryEntry, record: SubjectHistory): void {
+  /** A message left the history: deleted from the store if it is there, else never written. */
+  #leave(entry: HistoryEntry): void {
     if (entry.settled === true) {
       this.#deleted.push(entry.seq);
-    } else {
-      // Never written: nothing to delete, and the commit leaves it out.
-      entry.settled = true;
-      entry.payload = undefined;
-      this.#droppedPending++;
+      return;
     }
+    entry.settled = true;
+    entry.payload = undefined;
+    this.#droppedPending++;
+  }
+
+  dropped(entry: HistoryEntry, record: SubjectHistory): void {
+    this.#leave(entry);
     // The record of drops changed; a subject that never dropped needs no row (its messages say all).
     if (this.#lastDirty !== record) {
       this.#subjects.set(record.subject, record);
@@ -102,14 +106,7 @@ export class DurableTurn implements HistoryChanges {
 
   forgotten(subject: string, entries: readonly HistoryEntry[]): void {
     this.#lastDirty = undefined;
-    for (const e of entries) {
-      if (e.settled === true) this.#deleted.push(e.seq);
-      else {
-        e.settled = true;
-        e.payload = undefined;
-        this.#droppedPending++;
-      }
-    }
+    for (const e of entries) this.#leave(e);
     this.#forget.add(subject);
     this.#subjects.delete(subject);
     this.#later();
@@ -180,7 +177,7 @@ export class DurableTurn implements HistoryChanges {
         sequenceReservation: this.#reservation,
       });
     } catch (error) {
-      this.#deleted = deleted;
+      // `#deleted` stays as it is: carried into the next commit with the messages.
       this.#failed(error, messages, acks);
       return;
     }

@@ -14,6 +14,7 @@
 
 import type { PayloadEncoding } from "../../protocol/index.js";
 import type { StoredMessage, StoredSubject } from "./durable-store.js";
+import { entrySize } from "./retained-store.js";
 
 export interface HistoryBounds {
   /** Messages kept per subject. */
@@ -71,9 +72,6 @@ export interface HistoryGap {
   /** True when `lost` is a lower bound (more were dropped than the record keeps). */
   readonly atLeast: boolean;
 }
-
-// Counted against maxBytes besides the payload, as the retained store counts.
-const ENTRY_OVERHEAD_BYTES = 64;
 
 function isAfter(point: ResumePoint, seq: number, time: number): boolean {
   return "seq" in point ? seq > point.seq : time >= point.time;
@@ -189,7 +187,7 @@ export class History {
   #bytes = 0;
   #count = 0;
   /** Messages after this are all known here, but for the drops each subject records. */
-  #knownAfter: { seq: number; time: number };
+  readonly #knownAfter: { seq: number; time: number };
   /** The newest message of any subject forgotten whole: resuming from before it may have lost messages that cannot be counted. */
   #forgottenThrough = { seq: 0, time: 0 };
   readonly #changes: HistoryChanges | undefined;
@@ -221,6 +219,8 @@ export class History {
 
   /** Puts back what the store kept (messages in increasing seq), before any publish. */
   load(subjects: StoredSubject[], messages: StoredMessage[]): void {
+    // From the store: already in it (settled), so dropping one later deletes it there; its payload is read back when asked for.
+    const inStore = this.#payloads !== undefined;
     for (const s of subjects) {
       const record = new SubjectHistory(s.subject, s.n, SubjectHistory.decodeDropped(s.dropped));
       this.#subjects.set(s.subject, record);
@@ -232,9 +232,7 @@ export class History {
         this.#subjects.set(m.subject, record);
       }
       record.n = Math.max(record.n, m.n);
-      const size = m.payload.byteLength + m.subject.length + ENTRY_OVERHEAD_BYTES;
-      // From the store: already in it (settled), so dropping it later deletes it there.
-      const inStore = this.#payloads !== undefined;
+      const size = entrySize(m.subject, m.payload);
       this.#add(record, { subject: m.subject, seq: m.seq, n: m.n, time: m.time, enc: m.enc, payload: inStore ? undefined : m.payload, size, settled: inStore });
     }
     // The store may hold more than today's bounds allow (they were lowered): apply them (and write that through).
@@ -264,7 +262,7 @@ export class History {
       time,
       enc,
       payload: this.#payloads === undefined ? new Uint8Array(payload) : payload,
-      size: payload.byteLength + subject.length + ENTRY_OVERHEAD_BYTES,
+      size: entrySize(subject, payload),
     };
     this.#add(record, entry);
     this.#changes?.appended(entry, record);

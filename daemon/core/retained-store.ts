@@ -38,7 +38,8 @@ export interface RetainedUse {
 // map overhead, so a flood of small retained values is bounded too.
 const ENTRY_OVERHEAD_BYTES = 64;
 
-function entrySize(subject: string, payload: Uint8Array): number {
+/** What one kept value or message counts against a byte bound (the history counts alike, history.ts). */
+export function entrySize(subject: string, payload: Uint8Array): number {
   return payload.byteLength + subject.length + ENTRY_OVERHEAD_BYTES;
 }
 

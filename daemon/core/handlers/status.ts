@@ -84,6 +84,7 @@ export function status(ctx: BrokerContext, source: StatusSource, viewer?: Sessio
   const peers: PeerStatus[] = [];
   const subjects = ctx.index.patterns();
   for (const s of source.sessions.values()) peers.push(peerStatus(s));
+  const bridge = source.bridge?.();
   return {
     server: SERVER_VERSION,
     pid: source.pid,
@@ -106,7 +107,7 @@ export function status(ctx: BrokerContext, source: StatusSource, viewer?: Sessio
     pendingRequests: ctx.requests.size,
     history: historyStatus(ctx, false),
     store: source.store(),
-    ...(source.bridge?.() === undefined ? {} : { bridge: source.bridge() }),
+    ...(bridge === undefined ? {} : { bridge }),
     ...(source.describeProcess === undefined ? {} : { process: source.describeProcess() }),
   };
 }
